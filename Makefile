@@ -1,0 +1,64 @@
+# upflow — two commands matter: `make dev` (run everything locally) and `make test`.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+WEB_DEPS := web/node_modules/.installed
+WEB_DIST := web/dist/index.html
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/package.json web/vite.config.ts
+PACKAGE_DIR := build/chalice
+
+.PHONY: dev test lint typecheck pytest web-test web package chromium bench-upload bench-processor bench-browser clean
+
+$(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $@
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+$(WEB_DIST): $(WEB_DEPS) $(WEB_SOURCES)
+	cd web && npm run build
+
+web: $(WEB_DIST)
+
+# Debian's Chromium drives the browser tests (never `playwright install`).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+dev: $(INSTALLED) $(WEB_DIST)
+	$(BIN)/upflow dev
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy
+
+web-test: $(WEB_DEPS)
+	cd web && npm run typecheck && npm test
+
+pytest: $(INSTALLED) $(WEB_DIST) chromium
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck web-test pytest
+
+package: $(INSTALLED)
+	$(BIN)/python -m upflow.build $(PACKAGE_DIR)
+
+bench-upload: $(INSTALLED)
+	$(BIN)/python bench/upload.py
+
+bench-processor: $(INSTALLED)
+	$(BIN)/python bench/processor.py
+
+bench-browser: $(INSTALLED) $(WEB_DIST) chromium
+	$(BIN)/python bench/browser_upload.py
+
+clean:
+	rm -rf build api/vendor web/dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The processing pipeline: planner, chunk worker, finaliser (AWS via ``upflow.aws``)."""

@@ -1,0 +1,138 @@
+"""The planner: an S3 "Object Created" event → chunk items + chunk messages.
+
+Idempotent: EventBridge and SQS deliver at least once (moto even sends two
+events per multipart complete). The upload item's plan fields are set under a
+condition, chunk items are created with ``attribute_not_exists``, and the
+plan is written in pages of ``plan_page_chunks`` chunks, each page
+re-enqueueing the next, so a 2 TB object (10,000 chunks) never needs one long
+invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from processor.batch import Record
+from processor.finalize import fail_upload
+from processor.model import PENDING, chunk_key, chunk_message, plan_page_message
+from upflow.aws.dynamo import ConditionFailed, Update
+from upflow.aws.s3 import NoSuchKey
+from upflow.core.chunking import chunk_count, chunk_size_for, plan_chunks
+from upflow.core.detect import FormatError, detect_format
+from upflow.core.naming import upload_id_from_key
+from upflow.uploads import PROCESSING, UPLOADED, UPLOADING, iso, upload_key
+from upflow.wiring import Services
+
+log = logging.getLogger("upflow.planner")
+
+
+def plan_message(services: Services, record: Record) -> None:
+    body: dict[str, Any] = json.loads(record["body"])
+    if body.get("type") == "plan_page":
+        write_plan_page(services, str(body["upload_id"]), int(body["next_index"]))
+    elif body.get("detail-type") == "Object Created":
+        detail = body.get("detail", {})
+        start_plan(services, str(detail.get("object", {}).get("key", "")))
+    else:
+        log.warning("ignoring a message that is neither an S3 event nor a plan page: %.200s", record["body"])
+
+
+def start_plan(services: Services, key: str) -> None:
+    upload_id = upload_id_from_key(key)
+    if upload_id is None:
+        log.warning("ignoring object %s outside the uploads layout", key)
+        return
+    item = services.status.get(upload_key(upload_id))
+    if item is None or item.get("key") != key:
+        log.warning("ignoring object %s: no upload record matches it", key)
+        return
+    if "chunk_total" in item:
+        # A duplicate event. If an earlier attempt died mid-plan, resume it.
+        if int(item.get("plan_next", 0)) < int(item["chunk_total"]):
+            write_plan_page(services, upload_id, int(item.get("plan_next", 0)))
+        return
+    if item["status"] not in (UPLOADING, UPLOADED):
+        log.info("upload %s is %s; not planning", upload_id, item["status"])
+        return
+    limits = services.config.limits
+    try:
+        size = services.store.object_size(key)
+    except NoSuchKey:
+        log.warning("object %s is gone (expired or deleted); not planning", key)
+        return
+    head = services.store.read_range(key, 0, min(size, limits.sniff_bytes))
+    try:
+        file_format = detect_format(head, at_eof=size <= limits.sniff_bytes, limits=limits)
+    except FormatError as error:
+        fail_upload(services, upload_id, error.code, error.message, from_states=(UPLOADING, UPLOADED))
+        return
+    chunk_size = chunk_size_for(size, limits)
+    total = chunk_count(size, chunk_size)
+    try:
+        services.status.update(
+            upload_key(upload_id),
+            Update(
+                set={
+                    "status": PROCESSING,
+                    "object_size": size,
+                    "format": file_format.to_json(),
+                    "chunk_size": chunk_size,
+                    "chunk_total": total,
+                    "plan_next": 0,
+                    "updated_at": iso(time.time()),
+                },
+                set_if_missing={"chunks_done": 0, "chunks_failed": 0},
+                condition="#s IN (:a, :b) AND attribute_not_exists(chunk_total)",
+                condition_names={"#s": "status"},
+                condition_values={":a": UPLOADING, ":b": UPLOADED},
+            ),
+        )
+    except ConditionFailed:
+        return  # another delivery of the same event won the race
+    write_plan_page(services, upload_id, 0)
+
+
+def write_plan_page(services: Services, upload_id: str, first_index: int) -> None:
+    item = services.status.get(upload_key(upload_id))
+    if item is None or "chunk_total" not in item:
+        raise RuntimeError(f"plan page for upload {upload_id} without a plan")
+    total = int(item["chunk_total"])
+    if first_index >= total or int(item.get("plan_next", 0)) > first_index:
+        return  # this page was written by an earlier delivery
+    page = plan_chunks(
+        int(item["object_size"]),
+        int(item["chunk_size"]),
+        first_index,
+        services.config.limits.plan_page_chunks,
+    )
+    for chunk in page:
+        services.status.put_new(
+            {
+                **chunk_key(upload_id, chunk.index),
+                "upload_id": upload_id,
+                "index": chunk.index,
+                "start": chunk.start,
+                "end": chunk.end,
+                "status": PENDING,
+                "attempts": 0,
+            },
+            key_attr="pk",
+        )
+    services.chunks.send_json([chunk_message(upload_id, chunk.index) for chunk in page])
+    next_index = first_index + len(page)
+    try:
+        services.status.update(
+            upload_key(upload_id),
+            Update(
+                set={"plan_next": next_index},
+                condition="plan_next = :first",
+                condition_values={":first": first_index},
+            ),
+        )
+    except ConditionFailed:
+        return
+    if next_index < total:
+        services.events.send_json([plan_page_message(upload_id, next_index)])

@@ -1,0 +1,107 @@
+"""The processing half of the HTTP API: error report, retry, preview."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from upflow.core.checker import preview
+
+from processor.model import CHUNK_FAILED, PENDING, chunk_key, chunk_message, chunk_sort_key
+from upflow.aws.dynamo import TransactionCancelled, Update, transact
+from upflow.core.detect import FormatError
+from upflow.uploads import FAILED, PROCESSING, ApiError, iso, upload_key
+from upflow.wiring import Services
+
+
+class ProcessingService:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def error_report_url(self, upload_id: str) -> dict[str, Any]:
+        item = self._services.uploads.load(upload_id)
+        report = item.get("report_key")
+        if not report:
+            raise ApiError(
+                404,
+                "report_not_ready",
+                f"upload {upload_id} has no error report yet (status {item['status']})",
+            )
+        expires_in = self._services.config.limits.url_expiry_seconds
+        filename = f"{str(item['filename']).rsplit('.', 1)[0]}-errors.csv"
+        return {
+            "url": self._services.store.presign_get(str(report), expires_in, filename),
+            "expires_at": iso(time.time() + expires_in),
+        }
+
+    def retry(self, upload_id: str) -> dict[str, Any]:
+        """Re-enqueue every failed chunk; the upload goes back to ``processing``."""
+        item = self._services.uploads.load(upload_id)
+        if item["status"] not in (FAILED, PROCESSING) or "chunk_total" not in item:
+            raise ApiError(
+                409, "nothing_to_retry", f"upload {upload_id} is {item['status']}: no failed chunks to retry"
+            )
+        status = self._services.status
+        failed = [
+            int(chunk["index"])
+            for chunk in status.query(
+                "pk",
+                f"UPLOAD#{upload_id}",
+                sort_name="sk",
+                sort_between=(chunk_sort_key(0), chunk_sort_key(999_999)),
+                projection=("index", "status"),
+            )
+            if chunk["status"] == CHUNK_FAILED
+        ]
+        requeued: list[int] = []
+        for index in failed:
+            try:
+                transact(
+                    status.client,
+                    [
+                        status.tx_update(
+                            chunk_key(upload_id, index),
+                            Update(
+                                set={"status": PENDING, "updated_at": iso(time.time())},
+                                remove=("last_error",),
+                                condition="#s = :failed",
+                                condition_names={"#s": "status"},
+                                condition_values={":failed": CHUNK_FAILED},
+                            ),
+                        ),
+                        status.tx_update(
+                            upload_key(upload_id),
+                            Update(
+                                set={"status": PROCESSING},
+                                add={"chunks_failed": -1},
+                                remove=("error_code", "error_message"),
+                            ),
+                        ),
+                    ],
+                )
+            except TransactionCancelled:
+                continue  # it left `failed` meanwhile (a late redelivery got it)
+            requeued.append(index)
+        if not failed and item["status"] == FAILED:
+            raise ApiError(
+                409,
+                "nothing_to_retry",
+                f"upload {upload_id} failed before chunking: {item.get('error_message', '')}",
+            )
+        self._services.chunks.send_json([chunk_message(upload_id, index) for index in requeued])
+        return {"upload_id": upload_id, "requeued": len(requeued)}
+
+    def preview(self, data: bytes) -> dict[str, Any]:
+        limits = self._services.config.limits
+        if not data:
+            raise ApiError(
+                400, "empty_body", "send the first MiB of the CSV file as the request body", "body"
+            )
+        if len(data) > limits.preview_bytes:
+            raise ApiError(
+                413, "too_large", f"send at most {limits.preview_bytes} bytes (the head of the file)", "body"
+            )
+        try:
+            return dict(preview(data, at_eof=len(data) < limits.preview_bytes, limits=limits))
+        except FormatError as error:
+            raise ApiError(422, error.code, error.message, error.field or "file") from error

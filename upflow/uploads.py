@@ -1,0 +1,422 @@
+"""The upload service: the multipart-upload half of the HTTP API.
+
+Routes in ``api/app.py`` parse HTTP and call these methods; everything here
+takes already-decoded JSON and answers JSON-ready dicts or raises
+``ApiError`` with the status, code and field the client sees.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from upflow.aws.dynamo import ConditionFailed, Item, Table, Update
+from upflow.aws.s3 import NoSuchUpload, S3Store, UploadedPart
+from upflow.core import naming, tokens
+from upflow.core.partsize import PartPlan, PartPlanError, plan_parts
+from upflow.definition import RuntimeConfig
+
+# Upload lifecycle. Processing states are set by the processor.
+UPLOADING = "uploading"
+UPLOADED = "uploaded"
+ABORTED = "aborted"
+PROCESSING = "processing"
+COMPLETED = "completed"
+COMPLETED_WITH_ERRORS = "completed_with_errors"
+FAILED = "failed"
+FINAL_STATES = frozenset({COMPLETED, COMPLETED_WITH_ERRORS, FAILED, ABORTED})
+
+ERROR_CODES = (
+    "invalid_document",
+    "invalid_amount",
+    "missing_field",
+    "extra_fields",
+    "row_too_long",
+    "encoding_error",
+)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.field = field
+
+    def body(self) -> dict[str, str]:
+        body = {"error": self.error, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+def upload_key(upload_id: str) -> dict[str, str]:
+    return {"pk": f"UPLOAD#{upload_id}", "sk": "META"}
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _require_int(body: Mapping[str, Any], name: str) -> int:
+    value = body.get(name)
+    if value is None:
+        raise ApiError(400, "missing_field", f"{name} is required", name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, "invalid_field", f"{name} must be an integer", name)
+    return value
+
+
+def _part_numbers(body: Mapping[str, Any], part_count: int, max_per_call: int) -> list[int]:
+    raw = body.get("part_numbers")
+    if not isinstance(raw, list) or not raw:
+        raise ApiError(400, "invalid_field", "part_numbers must be a non-empty list", "part_numbers")
+    if len(raw) > max_per_call:
+        raise ApiError(400, "too_many_parts", f"at most {max_per_call} part numbers per call", "part_numbers")
+    numbers: list[int] = []
+    for value in raw:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ApiError(400, "invalid_field", "part numbers must be integers", "part_numbers")
+        if not 1 <= value <= part_count:
+            raise ApiError(
+                400, "invalid_part_number", f"part {value} is outside 1..{part_count}", "part_numbers"
+            )
+        numbers.append(value)
+    if len(set(numbers)) != len(numbers):
+        raise ApiError(400, "invalid_field", "part numbers must not repeat", "part_numbers")
+    return numbers
+
+
+def _checksums(body: Mapping[str, Any], numbers: list[int]) -> dict[int, str]:
+    raw = body.get("checksums")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ApiError(
+            400, "invalid_field", "checksums must be an object of part number to CRC32", "checksums"
+        )
+    wanted = set(numbers)
+    parsed: dict[int, str] = {}
+    for key, value in raw.items():
+        if not (isinstance(key, str) and key.isdigit() and int(key) in wanted):
+            raise ApiError(400, "invalid_field", f"checksum for part {key!r} not requested", "checksums")
+        try:
+            decoded = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if len(decoded) != 4:
+            raise ApiError(
+                400, "invalid_checksum", f"checksum of part {key} is not a base64 CRC32", "checksums"
+            )
+        parsed[int(key)] = value
+    return parsed
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The upload item, as far as the upload half of the API needs it."""
+
+    upload_id: str
+    key: str
+    mpu_id: str
+    status: str
+    plan: PartPlan
+    checksum: bool
+
+    @classmethod
+    def from_item(cls, item: Item) -> Upload:
+        return cls(
+            upload_id=str(item["upload_id"]),
+            key=str(item["key"]),
+            mpu_id=str(item["mpu_id"]),
+            status=str(item["status"]),
+            plan=PartPlan(
+                part_size=int(item["part_size"]),
+                part_count=int(item["part_count"]),
+                object_size=int(item["size"]),
+            ),
+            checksum=bool(item.get("checksum", False)),
+        )
+
+
+class UploadService:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        store: S3Store,
+        status_table: Table,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._limits = config.limits
+        self._store = store
+        self._table = status_table
+        self._clock = clock
+
+    # --- auth ------------------------------------------------------------
+    def authorize(self, upload_id: str, authorization: str | None) -> None:
+        try:
+            token = tokens.bearer_from_header(authorization)
+            tokens.check_token(self._config.token_secret, upload_id, token)
+        except tokens.TokenError as error:
+            raise ApiError(
+                error.status, "unauthorized" if error.status == 401 else "forbidden", error.message
+            ) from error
+
+    def load(self, upload_id: str) -> Item:
+        item = self._table.get(upload_key(upload_id))
+        if item is None:
+            raise ApiError(404, "not_found", f"upload {upload_id} does not exist")
+        return item
+
+    # --- routes ----------------------------------------------------------
+    def initiate(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            filename = naming.validate_filename(body.get("filename"), self._limits.max_filename_length)
+        except naming.FilenameError as error:
+            raise ApiError(400, "invalid_filename", str(error), "filename") from error
+        size = _require_int(body, "size")
+        if size <= 0:
+            raise ApiError(400, "invalid_size", "size must be a positive number of bytes", "size")
+        if size > self._limits.max_upload_size:
+            raise ApiError(
+                413, "too_large", f"size exceeds the maximum of {self._limits.max_upload_size} bytes", "size"
+            )
+        try:
+            content_type = naming.validate_content_type(body.get("content_type"))
+        except naming.FilenameError as error:
+            raise ApiError(400, "invalid_content_type", str(error), "content_type") from error
+        checksum_choice = body.get("checksum_algorithm", "CRC32")
+        if checksum_choice not in ("CRC32", None):
+            raise ApiError(
+                400, "invalid_field", "checksum_algorithm must be 'CRC32' or null", "checksum_algorithm"
+            )
+        try:
+            plan = plan_parts(size, self._limits)
+        except PartPlanError as error:
+            raise ApiError(413, "too_large", str(error), "size") from error
+
+        upload_id = uuid.uuid4().hex
+        key = naming.object_key(upload_id, filename)
+        checksum = checksum_choice == "CRC32"
+        mpu_id = self._store.create_multipart_upload(key, content_type or "text/csv", checksum=checksum)
+        now = self._clock()
+        expires = now + self._limits.lifecycle_days * 86400
+        item = {
+            **upload_key(upload_id),
+            "upload_id": upload_id,
+            "key": key,
+            "filename": filename,
+            "size": size,
+            "part_size": plan.part_size,
+            "part_count": plan.part_count,
+            "mpu_id": mpu_id,
+            "checksum": checksum,
+            "status": UPLOADING,
+            "created_at": iso(now),
+            "updated_at": iso(now),
+        }
+        self._table.put_new(item, key_attr="pk")
+        return {
+            "upload_id": upload_id,
+            "key": key,
+            "part_size": plan.part_size,
+            "part_count": plan.part_count,
+            "checksum_algorithm": "CRC32" if checksum else None,
+            "token": tokens.issue_token(self._config.token_secret, upload_id),
+            "expires_at": iso(expires),
+        }
+
+    def _uploading(self, upload_id: str) -> Upload:
+        upload = Upload.from_item(self.load(upload_id))
+        if upload.status == ABORTED:
+            raise ApiError(409, "upload_aborted", "the upload was aborted")
+        if upload.status != UPLOADING:
+            raise ApiError(409, "upload_completed", "the upload is already complete")
+        return upload
+
+    def sign_parts(self, upload_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        upload = self._uploading(upload_id)
+        numbers = _part_numbers(body, upload.plan.part_count, self._limits.max_parts_per_sign_call)
+        checksums = _checksums(body, numbers)
+        if upload.checksum and len(checksums) != len(numbers):
+            missing = sorted(set(numbers) - set(checksums))
+            raise ApiError(
+                400,
+                "checksum_required",
+                f"this upload verifies CRC32 per part; checksums missing for parts {missing[:10]}",
+                "checksums",
+            )
+        if checksums and not upload.checksum:
+            raise ApiError(400, "invalid_field", "this upload was created without checksums", "checksums")
+        expires_in = self._limits.url_expiry_seconds
+        urls: dict[str, str] = {}
+        headers: dict[str, dict[str, str]] = {}
+        for number in numbers:
+            signed = self._store.presign_part(
+                upload.key, upload.mpu_id, number, expires_in, checksums.get(number)
+            )
+            urls[str(number)] = signed.url
+            headers[str(number)] = signed.headers
+        return {"urls": urls, "headers": headers, "expires_at": iso(self._clock() + expires_in)}
+
+    def _list(self, upload: Upload) -> list[UploadedPart]:
+        try:
+            return self._store.list_parts(upload.key, upload.mpu_id)
+        except NoSuchUpload as error:
+            raise ApiError(409, "upload_gone", "S3 no longer has this multipart upload") from error
+
+    def list_parts(self, upload_id: str) -> dict[str, Any]:
+        upload = self._uploading(upload_id)
+        return {
+            "parts": [
+                {
+                    "part_number": part.part_number,
+                    "size": part.size,
+                    "etag": part.etag,
+                    "checksum_crc32": part.checksum_crc32,
+                }
+                for part in self._list(upload)
+            ]
+        }
+
+    def complete(self, upload_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        upload = self._uploading(upload_id)
+        parts = {part.part_number: part for part in self._list(upload)}
+        missing = [n for n in range(1, upload.plan.part_count + 1) if n not in parts]
+        if missing:
+            raise ApiError(
+                422, "missing_parts", f"{len(missing)} parts are missing, first {missing[:10]}", "parts"
+            )
+        for number, part in parts.items():
+            if number > upload.plan.part_count:
+                raise ApiError(422, "unexpected_part", f"part {number} is beyond the plan", "parts")
+            expected = upload.plan.expected_size(number)
+            if part.size != expected:
+                raise ApiError(
+                    422,
+                    "wrong_part_size",
+                    f"part {number} has {part.size} bytes, expected {expected}",
+                    "parts",
+                )
+        self._check_client_etags(body, parts)
+        ordered = [parts[n] for n in range(1, upload.plan.part_count + 1)]
+        try:
+            etag = self._store.complete_multipart_upload(upload.key, upload.mpu_id, ordered)
+        except NoSuchUpload as error:
+            raise ApiError(409, "upload_completed", "the upload is already complete") from error
+        try:
+            self._table.update(
+                upload_key(upload_id),
+                Update(
+                    set={"status": UPLOADED, "updated_at": iso(self._clock()), "etag": etag},
+                    condition="#s = :uploading",
+                    condition_names={"#s": "status"},
+                    condition_values={":uploading": UPLOADING},
+                ),
+            )
+        except ConditionFailed:
+            # The processor may already have moved it on (the S3 event can beat us here).
+            pass
+        return {
+            "upload_id": upload_id,
+            "status": UPLOADED,
+            "key": upload.key,
+            "size": upload.plan.object_size,
+            "etag": etag,
+        }
+
+    @staticmethod
+    def _check_client_etags(body: Mapping[str, Any], parts: Mapping[int, UploadedPart]) -> None:
+        claimed = body.get("parts")
+        if claimed is None:
+            return
+        if not isinstance(claimed, list):
+            raise ApiError(400, "invalid_field", "parts must be a list of {part_number, etag}", "parts")
+        for entry in claimed:
+            if not isinstance(entry, dict):
+                raise ApiError(400, "invalid_field", "parts must be a list of {part_number, etag}", "parts")
+            number, etag = entry.get("part_number"), entry.get("etag")
+            if not isinstance(number, int) or not isinstance(etag, str) or number not in parts:
+                raise ApiError(400, "invalid_field", f"unknown part in parts: {entry!r}", "parts")
+            if etag.strip('"') != parts[number].etag.strip('"'):
+                raise ApiError(422, "etag_mismatch", f"part {number}'s ETag differs from S3's", "parts")
+
+    def abort(self, upload_id: str) -> dict[str, Any]:
+        upload = Upload.from_item(self.load(upload_id))
+        if upload.status == ABORTED:
+            return {"upload_id": upload_id, "status": ABORTED}
+        if upload.status != UPLOADING:
+            raise ApiError(409, "upload_completed", "a completed upload cannot be aborted")
+        try:
+            self._table.update(
+                upload_key(upload_id),
+                Update(
+                    set={"status": ABORTED, "updated_at": iso(self._clock())},
+                    condition="#s = :uploading",
+                    condition_names={"#s": "status"},
+                    condition_values={":uploading": UPLOADING},
+                ),
+            )
+        except ConditionFailed as error:
+            raise ApiError(409, "upload_completed", "the upload changed state meanwhile") from error
+        self._store.abort_multipart_upload(upload.key, upload.mpu_id)
+        return {"upload_id": upload_id, "status": ABORTED}
+
+    def status(self, upload_id: str) -> dict[str, Any]:
+        return status_document(self.load(upload_id))
+
+
+def _decimal_text(value: Any) -> str:
+    amount = Decimal(value) if value is not None else Decimal(0)
+    return f"{amount:.2f}" if amount == amount.quantize(Decimal("0.01")) else str(amount)
+
+
+def summary_from_item(item: Item) -> dict[str, Any]:
+    errors = {
+        code: int(item.get(f"err_{code}", 0)) for code in ERROR_CODES if int(item.get(f"err_{code}", 0))
+    }
+    return {
+        "upload_id": item["upload_id"],
+        "status": item["status"],
+        "rows_total": int(item.get("rows_total", 0)),
+        "rows_valid": int(item.get("rows_valid", 0)),
+        "rows_invalid": int(item.get("rows_invalid", 0)),
+        "errors": errors,
+        "amount_valid": _decimal_text(item.get("amount_valid")),
+    }
+
+
+def status_document(item: Item) -> dict[str, Any]:
+    error = None
+    if item.get("error_code"):
+        error = {"code": item["error_code"], "message": item.get("error_message", "")}
+    return {
+        "upload_id": item["upload_id"],
+        "key": item["key"],
+        "filename": item["filename"],
+        "size": int(item["size"]),
+        "part_size": int(item["part_size"]),
+        "part_count": int(item["part_count"]),
+        "status": item["status"],
+        "created_at": item["created_at"],
+        "updated_at": item.get("updated_at", item["created_at"]),
+        "error": error,
+        "format": item.get("format"),
+        "chunks": {
+            "total": int(item.get("chunk_total", 0)),
+            "done": int(item.get("chunks_done", 0)),
+            "failed": int(item.get("chunks_failed", 0)),
+        },
+        "summary": summary_from_item(item),
+        "first_errors": [{**entry, "line": int(entry["line"])} for entry in item.get("first_errors", [])],
+        "report_key": item.get("report_key"),
+    }
