@@ -111,9 +111,9 @@ def _finalize_success(services: Services, upload_id: str, item: dict[str, Any]) 
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         write_report(text, remember_first(_chunk_errors(services, upload_id)))
         text.flush()
+        text.detach()  # hand the bytes back to `raw` without closing it
         raw.seek(0)
         services.store.upload_file(key, raw, content_type="text/csv")
-        text.detach()
     status = COMPLETED_WITH_ERRORS if int(item.get("rows_invalid", 0)) else COMPLETED
     try:
         services.status.update(

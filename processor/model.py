@@ -12,8 +12,6 @@ PENDING = "pending"
 CHUNK_PROCESSING = "processing"
 CHUNK_COMPLETED = "completed"
 CHUNK_FAILED = "failed"
-# One transaction holds the batch marker plus this many document updates (DynamoDB caps at 100).
-DOCUMENTS_PER_TRANSACTION = 99
 
 __all__ = ["upload_key"]
 
@@ -24,10 +22,6 @@ def chunk_sort_key(index: int) -> str:
 
 def chunk_key(upload_id: str, index: int) -> dict[str, str]:
     return {"pk": f"UPLOAD#{upload_id}", "sk": chunk_sort_key(index)}
-
-
-def marker_key(upload_id: str, index: int, batch: int) -> dict[str, str]:
-    return {"pk": f"UPLOAD#{upload_id}", "sk": f"APPLIED#{index:06d}#{batch:06d}"}
 
 
 def chunk_errors_key(upload_id: str, index: int) -> str:

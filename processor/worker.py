@@ -5,7 +5,7 @@ Steps (docs/design.md, "The chunk rule" and "Exactly-once effects"):
 2. learn the quote state at its start from the earlier chunks' parities;
 3. parse, validate and aggregate the rows it owns (pure ``upflow.core``);
 4. store its row errors in S3 (deterministic, so overwriting is harmless);
-5. apply per-document totals in transactions, each guarded by a batch marker;
+5. apply per-document totals, each write guarded by the chunk's index on the item;
 6. flip the chunk to ``completed`` and add its summary to the upload in one transaction;
 7. finalise the upload when it was the last chunk.
 """
@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -29,11 +30,9 @@ from processor.model import (
     CHUNK_FAILED,
     CHUNK_PREFIX,
     CHUNK_PROCESSING,
-    DOCUMENTS_PER_TRANSACTION,
     chunk_errors_key,
     chunk_key,
     chunk_sort_key,
-    marker_key,
 )
 from upflow.aws.dynamo import ConditionFailed, Item, TransactionCancelled, Update, transact
 from upflow.core.chunking import ChunkRange
@@ -45,6 +44,9 @@ from upflow.wiring import Services
 
 log = logging.getLogger("upflow.worker")
 _TRANSACTION_ATTEMPTS = 8
+_WRITE_THREADS = 16
+# Results item attribute: indexes of the chunks whose share is already added.
+APPLIED_CHUNKS = "applied_chunks"
 
 
 def process_message(services: Services, record: Record) -> None:
@@ -188,37 +190,44 @@ def _count_range(services: Services, key: str, start: int, end: int) -> tuple[in
 
 
 def _apply_totals(services: Services, upload_id: str, index: int, totals: Sequence[DocumentTotal]) -> None:
-    for batch_number, start in enumerate(range(0, len(totals), DOCUMENTS_PER_TRANSACTION)):
-        batch = totals[start : start + DOCUMENTS_PER_TRANSACTION]
-        operations = [
-            services.status.tx_put_new(
-                {**marker_key(upload_id, index, batch_number), "created_at": iso(time.time())}, key_attr="pk"
-            )
-        ]
-        operations.extend(
-            services.results.tx_update(
+    """Add this chunk's share to each document's item, once.
+
+    Each document item keeps the set of chunk indexes already added to it
+    (``applied_chunks``); the update adds the counts *and* the index under the
+    condition that the index is not there yet. A redelivered or raced chunk
+    finds its index present and adds nothing. Single-item conditional writes
+    (run in parallel) cost half a transaction's capacity and never conflict
+    with another chunk's writes to the same hot document.
+    """
+
+    def apply(total: DocumentTotal) -> None:
+        try:
+            services.results.update(
                 {"upload_id": upload_id, "document": total.document},
-                Update(set={"doc_type": total.doc_type}, add={"rows": total.rows, "amount": total.amount}),
+                Update(
+                    set={"doc_type": total.doc_type},
+                    add={"rows": total.rows, "amount": total.amount, APPLIED_CHUNKS: {index}},
+                    condition="NOT contains(#applied, :chunk)",
+                    condition_names={"#applied": APPLIED_CHUNKS},
+                    condition_values={":chunk": index},
+                ),
             )
-            for total in batch
-        )
-        _transact_with_retry(services, operations, already_done_if_first_fails=True)
+        except ConditionFailed:
+            pass  # this chunk's share is already in
+
+    with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
+        for _ in pool.map(apply, totals):
+            pass
 
 
-def _transact_with_retry(
-    services: Services, operations: list[dict[str, Any]], already_done_if_first_fails: bool
-) -> bool:
+def _transact_guarded(services: Services, operations: list[dict[str, Any]]) -> bool:
     """Run a transaction; False when its first (guard) condition says it already happened."""
     for attempt in range(_TRANSACTION_ATTEMPTS):
         try:
             transact(services.status.client, operations)
             return True
         except TransactionCancelled as cancelled:
-            if (
-                already_done_if_first_fails
-                and cancelled.reasons
-                and cancelled.reasons[0] == "ConditionalCheckFailed"
-            ):
+            if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
                 return False
             if "TransactionConflict" not in cancelled.reasons and "ThrottlingError" not in cancelled.reasons:
                 raise
@@ -255,7 +264,7 @@ def _complete(services: Services, upload_id: str, index: int, result: RegionResu
             Update(add={"chunks_done": 1, **counts}, set={"updated_at": iso(time.time())}),
         ),
     ]
-    _transact_with_retry(services, operations, already_done_if_first_fails=True)
+    _transact_guarded(services, operations)
 
 
 def _record_failure(services: Services, upload_id: str, index: int, error: Exception, final: bool) -> None:

@@ -380,6 +380,17 @@ def _decimal_text(value: Any) -> str:
     return f"{amount:.2f}" if amount == amount.quantize(Decimal("0.01")) else str(amount)
 
 
+def plain(value: Any) -> Any:
+    """DynamoDB's ``Decimal`` numbers as JSON-ready ints (or decimal strings)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, dict):
+        return {key: plain(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [plain(inner) for inner in value]
+    return value
+
+
 def summary_from_item(item: Item) -> dict[str, Any]:
     errors = {
         code: int(item.get(f"err_{code}", 0)) for code in ERROR_CODES if int(item.get(f"err_{code}", 0))
@@ -410,13 +421,13 @@ def status_document(item: Item) -> dict[str, Any]:
         "created_at": item["created_at"],
         "updated_at": item.get("updated_at", item["created_at"]),
         "error": error,
-        "format": item.get("format"),
+        "format": plain(item.get("format")),
         "chunks": {
             "total": int(item.get("chunk_total", 0)),
             "done": int(item.get("chunks_done", 0)),
             "failed": int(item.get("chunks_failed", 0)),
         },
         "summary": summary_from_item(item),
-        "first_errors": [{**entry, "line": int(entry["line"])} for entry in item.get("first_errors", [])],
+        "first_errors": plain(item.get("first_errors", [])),
         "report_key": item.get("report_key"),
     }

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 # SigV4 everywhere: presigned URLs must sign the checksum headers, which SigV2 cannot.
 _S3_CONFIG = Config(signature_version="s3v4", retries={"max_attempts": 8, "mode": "adaptive"})
-_DEFAULT_CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"})
+_DEFAULT_CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=32)
 
 
 def s3_client(session: boto3.session.Session | None = None) -> S3Client:

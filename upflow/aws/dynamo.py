@@ -56,7 +56,7 @@ class Update:
     """
 
     set: Mapping[str, Any] = field(default_factory=dict)
-    add: Mapping[str, int | Decimal] = field(default_factory=dict)
+    add: Mapping[str, int | Decimal | set[int]] = field(default_factory=dict)
     set_if_missing: Mapping[str, Any] = field(default_factory=dict)
     remove: Sequence[str] = ()
     condition: str | None = None

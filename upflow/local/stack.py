@@ -36,7 +36,19 @@ class LocalStack:
     env: dict[str, str]
     web_url: str | None = None
     children: list[Child] = field(default_factory=list)
+    chunk_workers: int = 2
+    log_dir: Path | None = None
     _web: Any = None
+
+    def pause_chunk_workers(self) -> None:
+        """Stop the chunk pump (messages wait on the queue, as with a throttled Lambda)."""
+        for child in [c for c in self.children if c.name.startswith("pump-chunks")]:
+            child.stop()
+            self.children.remove(child)
+
+    def resume_chunk_workers(self) -> None:
+        if not any(c.name.startswith("pump-chunks") for c in self.children):
+            self.children.extend(start_pump(self.env, self.chunk_workers, self.log_dir, roles=("chunks",)))
 
     def boto3_client(self, service: str) -> Any:
         return boto3.client(
@@ -57,8 +69,15 @@ class LocalStack:
         self.children.clear()
 
 
-def start_pump(env: Mapping[str, str], chunk_workers: int, log_dir: Path | None) -> list[Child]:
-    workers = [("events", 0)] + [("chunks", index) for index in range(chunk_workers)]
+def start_pump(
+    env: Mapping[str, str],
+    chunk_workers: int,
+    log_dir: Path | None,
+    roles: tuple[str, ...] = ("events", "chunks"),
+) -> list[Child]:
+    workers = ([("events", 0)] if "events" in roles else []) + (
+        [("chunks", index) for index in range(chunk_workers)] if "chunks" in roles else []
+    )
     return [
         Child(
             f"pump-{role}-{index}",
@@ -98,7 +117,15 @@ def start_stack(
             **(extra_env or {}),
         }
         env = stack_env(endpoint, app_env)
-        stack = LocalStack(endpoint=endpoint, api_url="", names=names, env=env, children=children)
+        stack = LocalStack(
+            endpoint=endpoint,
+            api_url="",
+            names=names,
+            env=env,
+            children=children,
+            chunk_workers=chunk_workers,
+            log_dir=log_dir,
+        )
         create_stack(
             stack.boto3_client("s3"),
             stack.boto3_client("sqs"),

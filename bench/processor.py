@@ -1,0 +1,222 @@
+"""Processor benchmark: naive csv+validate-docbr baseline vs upflow's process_chunk.
+
+    make bench-processor      # or: .venv/bin/python bench/processor.py [--rows N]
+
+Generates one CSV (not timed), then prints rows/s per core of (a) the naive
+baseline and (b) ``process_chunk`` over the file's 8 MiB chunks in one process,
+their ratio, and the peak RSS of a child process processing one 64 MiB chunk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from upflow.core.chunking import ChunkRange, plan_chunks
+from upflow.core.detect import detect_format
+from upflow.core.money import MoneyError, parse_cents
+from upflow.core.rows import process_chunk, summarize
+from upflow.definition import Limits, MiB
+
+HEADER = "documento;nome;valor;data\n"
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_NAMES = ["Maria Silva", "João Souza", "Ana Paula", "José Santos", "Carlos Lima", "Fernanda Costa",
+          "Luís Araújo", "Beatriz Rocha", "Pedro Alves", "Conceição Dias"]
+
+
+def _cpf(rng: random.Random) -> str:
+    d = [rng.randrange(10) for _ in range(9)]
+    for n in (9, 10):
+        t = sum(d[i] * (n + 1 - i) for i in range(n)) * 10 % 11
+        d.append(0 if t == 10 else t)
+    return "".join(map(str, d))
+
+
+def _cnpj(rng: random.Random, alnum: bool) -> str:
+    chars = [rng.choice(_ALNUM if alnum else _ALNUM[:10]) for _ in range(12)]
+    for w in ((5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2), (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)):
+        r = sum((ord(c) - 48) * k for c, k in zip(chars, w, strict=False)) % 11
+        chars.append(str(0 if r < 2 else 11 - r))
+    return "".join(chars)
+
+
+def _render_doc(rng: random.Random, doc: str) -> str:
+    if len(doc) == 11:
+        return f"{doc[:3]}.{doc[3:6]}.{doc[6:9]}-{doc[9:]}" if rng.random() < 0.5 else doc
+    form = rng.random()
+    if form < 0.4:
+        return f"{doc[:2]}.{doc[2:5]}.{doc[5:8]}/{doc[8:12]}-{doc[12:]}"
+    if form < 0.5:
+        return doc.lower()
+    return doc
+
+
+def _render_amount(rng: random.Random) -> str:
+    cents = rng.randrange(1, 10_000_000)
+    neg = rng.random() < 0.05
+    i, c = divmod(cents, 100)
+    br = f"{i:,}".replace(",", ".")
+    form = rng.randrange(8)
+    text = [f"{i},{c:02d}", f"{br},{c:02d}", f"{i}.{c:02d}", f"{i:,}.{c:02d}", f"R$ {br},{c:02d}",
+            f"{i}", f"R$ {i},{c:02d}", f"{br},{c:02d}"][form]
+    if neg:
+        text = f"R$ -{text[3:]}" if text.startswith("R$ ") else f"-{text}"
+    return text
+
+
+def generate_csv(rows: int, seed: int = 7, error_rate: float = 0.05, pool: int = 20_000) -> bytes:
+    """A ``documento;nome;valor;data`` CSV with ~``error_rate`` planted errors (UTF-8, accents, quotes)."""
+    rng = random.Random(seed)
+    docs = [_cpf(rng) if k % 2 else _cnpj(rng, alnum=k % 4 == 0) for k in range(pool)]
+    out = io.StringIO()
+    out.write(HEADER)
+    for k in range(rows):
+        doc = _render_doc(rng, rng.choice(docs))
+        amount = _render_amount(rng)
+        name = rng.choice(_NAMES)
+        date = f"2026-{1 + k % 12:02d}-{1 + k % 28:02d}"
+        if rng.random() < error_rate:
+            kind = rng.randrange(5)
+            if kind == 0:  # a wrong check digit
+                last = doc[-1]
+                doc = doc[:-1] + str((int(last) + 1) % 10) if last.isdigit() else doc[:-1] + "0"
+            elif kind == 1:
+                amount = rng.choice(["12,3,4", "abc", "1.234", "10,555", "R$", "1..2"])
+            elif kind == 2:
+                out.write(f"{doc};{name}\n")
+                continue
+            elif kind == 3:
+                out.write(f"{doc};{name};{amount};{date};extra\n")
+                continue
+            else:
+                doc = rng.choice(["11111111111", "123", "12.345.678/0001-00", "ABC"])
+        if rng.random() < 0.01:
+            name = f'"{name}; filial ""centro"""'
+        out.write(f"{doc};{name};{amount};{date}\n")
+    return out.getvalue().encode("utf-8")
+
+
+def naive_baseline(data: bytes) -> tuple[int, int]:
+    """csv.reader + validate-docbr per row (+ the same money parser): (rows, valid)."""
+    from validate_docbr import CNPJ, CPF
+
+    cpf, cnpj = CPF(), CNPJ()
+    totals: dict[str, int] = {}
+    rows = valid = 0
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=";")
+    next(reader)
+    for rec in reader:
+        if not rec:
+            continue
+        rows += 1
+        if len(rec) != 4:
+            continue
+        doc = rec[0]
+        if not (cpf.validate(doc) or cnpj.validate(doc)):
+            continue
+        try:
+            cents = parse_cents(rec[2])
+        except MoneyError:
+            continue
+        valid += 1
+        totals[doc] = totals.get(doc, 0) + cents
+    return rows, valid
+
+
+def run_upflow(data: bytes, chunk_size: int, limits: Limits) -> tuple[int, int]:
+    fmt = detect_format(data[: limits.sniff_bytes], len(data) <= limits.sniff_bytes, limits)
+    parity = 0
+    results = []
+
+    def read(a: int, b: int) -> bytes:
+        return data[a:b]
+
+    for ch in plan_chunks(len(data), chunk_size):
+        raw = data[ch.start : ch.end]
+        results.append(process_chunk(raw, ch, len(data), fmt, bool(parity), read, limits))
+        parity ^= raw.count(b'"') & 1
+    s = summarize(results)
+    return s.rows_total, s.rows_valid
+
+
+def rss_child(path: str, size: int) -> None:
+    """Process chunk 0 (``size`` bytes) of ``path`` and print the peak RSS in MiB."""
+    limits = Limits()
+    total = os.path.getsize(path)
+    with open(path, "rb") as fh:
+
+        def read(a: int, b: int) -> bytes:
+            fh.seek(a)
+            return fh.read(b - a)
+
+        fmt = detect_format(read(0, limits.sniff_bytes), False, limits)
+        data = read(0, size)
+        res = process_chunk(data, ChunkRange(0, 0, size), total, fmt, False, read, limits)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{peak:.1f} {res.rows_total}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rss-child", nargs=2, metavar=("PATH", "BYTES"))
+    ap.add_argument("--skip-naive", action="store_true")
+    args = ap.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child[0], int(args.rss_child[1]))
+        return
+    limits = Limits()
+    t0 = time.perf_counter()
+    data = generate_csv(args.rows)
+    print(f"generated {args.rows:,} rows, {len(data) / MiB:.1f} MiB in {time.perf_counter() - t0:.1f} s "
+          "(not timed)")
+    naive_rate = 0.0
+    if not args.skip_naive:
+        t0 = time.perf_counter()
+        n_rows, n_valid = naive_baseline(data)
+        dt = time.perf_counter() - t0
+        naive_rate = n_rows / dt
+        print(f"(a) naive csv.reader + validate-docbr: {n_rows:,} rows ({n_valid:,} valid) in {dt:.2f} s "
+              f"= {naive_rate / 1e6:.3f} M rows/s per core")
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        u_rows, u_valid = run_upflow(data, limits.chunk_size, limits)
+        best = min(best, time.perf_counter() - t0)
+    rate = u_rows / best
+    print(f"(b) upflow process_chunk, 8 MiB chunks, 1 process: {u_rows:,} rows ({u_valid:,} valid) in "
+          f"{best:.2f} s (best of 3) = {rate / 1e6:.3f} M rows/s per core (target >= 2.0)")
+    if naive_rate:
+        print(f"    ratio (b)/(a): {rate / naive_rate:.1f}x")
+    # Peak RSS of one 64 MiB chunk, in a fresh child process.
+    chunk = 64 * MiB
+    body = data[len(HEADER) :]
+    with tempfile.NamedTemporaryFile(suffix=".csv", delete=False) as tmp:
+        tmp.write(HEADER.encode())
+        written = len(HEADER)
+        while written < chunk + MiB:
+            tmp.write(body)
+            written += len(body)
+        path = tmp.name
+    try:
+        out = subprocess.run([sys.executable, __file__, "--rss-child", path, str(chunk)], check=True,
+                             capture_output=True, text=True).stdout.split()
+    finally:
+        os.unlink(path)
+    print(f"peak RSS processing one 64 MiB chunk ({int(out[1]):,} rows): {float(out[0]):.1f} MiB "
+          "(target <= 256)")
+
+
+if __name__ == "__main__":
+    main()

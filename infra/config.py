@@ -1,0 +1,162 @@
+"""The stack's configuration: ``pulumi config`` values over upflow.definition's defaults."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+
+from upflow.definition import (
+    API_HANDLER,
+    CHUNK_HANDLER,
+    FUNCTIONS,
+    PLANNER_HANDLER,
+    VISIBILITY_TIMEOUT_FACTOR,
+    FunctionSpec,
+    Limits,
+    ResourceNames,
+    names_for,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_NAMESPACE = "upflow"
+DEFAULT_BUILD_DIR = REPO_ROOT / "build" / "chalice"
+DEFAULT_WEB_DIST = REPO_ROOT / "web" / "dist"
+# Infra-only: CloudWatch log retention of the functions' log groups.
+DEFAULT_LOG_RETENTION_DAYS = 14
+# Config key prefix of each handler's sizing (``apiMemoryMb``, ``plannerTimeoutSeconds``, ...).
+FUNCTION_CONFIG_PREFIX: Mapping[str, str] = {
+    API_HANDLER: "api",
+    PLANNER_HANDLER: "planner",
+    CHUNK_HANDLER: "processor",
+}
+# Every ``upflow:*`` key load_config reads (docs/deploy.md and Pulumi.example.yaml list them).
+CONFIG_KEYS = (
+    "tokenSecret",
+    "bucketSuffix",
+    "webOrigin",
+    "chunkSize",
+    "maxUploadSize",
+    "urlExpirySeconds",
+    "lifecycleDays",
+    "chunkBatchSize",
+    "eventsBatchSize",
+    *(
+        f"{prefix}{field}"
+        for prefix in FUNCTION_CONFIG_PREFIX.values()
+        for field in ("MemoryMb", "TimeoutSeconds")
+    ),
+    "logRetentionDays",
+    "forceDestroyUploads",
+    "buildDir",
+    "webDist",
+)
+# AWS hard limits the configured values must respect.
+API_GATEWAY_MAX_TIMEOUT_SECONDS = 29
+SQS_MAX_VISIBILITY_SECONDS = 12 * 3600
+SQS_MAX_BATCH_SIZE = 10_000
+
+
+class ConfigError(pulumi.RunError):
+    """A configured value is out of range (``pulumi up`` prints just the message)."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything ``infra.program.define`` needs; tests build it directly."""
+
+    names: ResourceNames
+    token_secret: pulumi.Input[str]
+    limits: Limits = field(default_factory=Limits)
+    functions: Mapping[str, FunctionSpec] = field(default_factory=lambda: dict(FUNCTIONS))
+    # None: the CloudFront URL of the site (https://<id>.cloudfront.net).
+    web_origin: str | None = None
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    force_destroy_uploads: bool = False
+    build_dir: Path = DEFAULT_BUILD_DIR
+    web_dist: Path = DEFAULT_WEB_DIST
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def validate(config: StackConfig) -> None:
+    for bucket in (config.names.bucket, config.names.site_bucket):
+        if not _BUCKET_NAME.fullmatch(bucket):
+            raise ConfigError(
+                f"{bucket!r} is not a valid S3 bucket name: use a lowercase stack name and bucketSuffix"
+            )
+    missing = set(FUNCTIONS) - set(config.functions)
+    if missing:
+        raise ConfigError(f"no sizing for handlers {sorted(missing)}")
+    api_timeout = config.functions[API_HANDLER].timeout_seconds
+    if api_timeout > API_GATEWAY_MAX_TIMEOUT_SECONDS:
+        raise ConfigError(
+            f"apiTimeoutSeconds {api_timeout} exceeds API Gateway's {API_GATEWAY_MAX_TIMEOUT_SECONDS} s"
+        )
+    for handler in (PLANNER_HANDLER, CHUNK_HANDLER):
+        visibility = visibility_timeout(config.functions[handler])
+        if visibility > SQS_MAX_VISIBILITY_SECONDS:
+            raise ConfigError(
+                f"{FUNCTION_CONFIG_PREFIX[handler]}TimeoutSeconds makes the queue visibility "
+                f"{visibility} s, above SQS's {SQS_MAX_VISIBILITY_SECONDS} s"
+            )
+    for label, size in (
+        ("chunkBatchSize", config.limits.chunk_batch_size),
+        ("eventsBatchSize", config.limits.events_batch_size),
+    ):
+        if not 1 <= size <= SQS_MAX_BATCH_SIZE:
+            raise ConfigError(f"{label} must be within 1..{SQS_MAX_BATCH_SIZE}")
+    if config.limits.lifecycle_days < 1:
+        raise ConfigError("lifecycleDays must be at least 1")
+
+
+def visibility_timeout(consumer: FunctionSpec) -> int:
+    """AWS's guidance: at least VISIBILITY_TIMEOUT_FACTOR x the consumer's timeout."""
+    return VISIBILITY_TIMEOUT_FACTOR * consumer.timeout_seconds
+
+
+def _path(raw: str | None, default: Path) -> Path:
+    if not raw:
+        return default
+    path = Path(raw)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def load_config(stack: str | None = None) -> StackConfig:
+    """Read the ``upflow:*`` keys of the current stack (see Pulumi.example.yaml)."""
+    config = pulumi.Config(CONFIG_NAMESPACE)
+    stack = stack or pulumi.get_stack()
+    base = Limits()
+    limits = Limits(
+        chunk_size=config.get_int("chunkSize") or base.chunk_size,
+        max_upload_size=config.get_int("maxUploadSize") or base.max_upload_size,
+        url_expiry_seconds=config.get_int("urlExpirySeconds") or base.url_expiry_seconds,
+        lifecycle_days=config.get_int("lifecycleDays") or base.lifecycle_days,
+        chunk_batch_size=config.get_int("chunkBatchSize") or base.chunk_batch_size,
+        events_batch_size=config.get_int("eventsBatchSize") or base.events_batch_size,
+    )
+    functions = {
+        handler: FunctionSpec(
+            memory_mb=config.get_int(f"{prefix}MemoryMb") or FUNCTIONS[handler].memory_mb,
+            timeout_seconds=config.get_int(f"{prefix}TimeoutSeconds") or FUNCTIONS[handler].timeout_seconds,
+        )
+        for handler, prefix in FUNCTION_CONFIG_PREFIX.items()
+    }
+    return StackConfig(
+        names=names_for(stack, config.get("bucketSuffix") or ""),
+        token_secret=config.require_secret("tokenSecret"),
+        limits=limits,
+        functions=functions,
+        web_origin=config.get("webOrigin") or None,
+        log_retention_days=config.get_int("logRetentionDays") or DEFAULT_LOG_RETENTION_DAYS,
+        force_destroy_uploads=config.get_bool("forceDestroyUploads") or False,
+        build_dir=_path(config.get("buildDir"), DEFAULT_BUILD_DIR),
+        web_dist=_path(config.get("webDist"), DEFAULT_WEB_DIST),
+    )

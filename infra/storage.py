@@ -1,0 +1,106 @@
+"""The uploads bucket: private, encrypted, TLS-only, CORS for the web page, events to EventBridge."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import policies
+from upflow.definition import CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSE_HEADERS, ResourceNames
+
+# Infra-only: how long browsers may cache the CORS preflight answer.
+CORS_MAX_AGE_SECONDS = 3000
+ABORT_MPU_RULE_ID = "abort-incomplete-multipart-uploads"
+EXPIRE_RULE_ID = "expire-objects"
+
+
+@dataclass(frozen=True)
+class PrivateBucket:
+    bucket: aws.s3.Bucket
+    public_access_block: aws.s3.BucketPublicAccessBlock
+    encryption: aws.s3.BucketServerSideEncryptionConfiguration
+
+
+@dataclass(frozen=True)
+class UploadsBucket:
+    bucket: aws.s3.Bucket
+    policy: aws.s3.BucketPolicy
+    notification: aws.s3.BucketNotification
+
+
+def private_bucket(
+    name: str, physical_name: str, *, force_destroy: bool, opts: pulumi.ResourceOptions | None = None
+) -> PrivateBucket:
+    """A bucket with Block Public Access on and SSE-S3 default encryption."""
+    bucket = aws.s3.Bucket(name, bucket=physical_name, force_destroy=force_destroy, opts=opts)
+    child = pulumi.ResourceOptions(parent=bucket)
+    public_access_block = aws.s3.BucketPublicAccessBlock(
+        f"{name}-public-access-block",
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=child,
+    )
+    encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{name}-encryption",
+        bucket=bucket.id,
+        rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+        opts=child,
+    )
+    return PrivateBucket(bucket, public_access_block, encryption)
+
+
+def create_uploads_bucket(
+    names: ResourceNames, *, lifecycle_days: int, web_origin: pulumi.Input[str], force_destroy: bool
+) -> UploadsBucket:
+    private = private_bucket("uploads", names.bucket, force_destroy=force_destroy)
+    bucket = private.bucket
+    child = pulumi.ResourceOptions(parent=bucket)
+    policy = aws.s3.BucketPolicy(
+        "uploads-policy",
+        bucket=bucket.id,
+        policy=bucket.arn.apply(lambda arn: json.dumps(policies.tls_only_bucket_policy(arn))),
+        opts=pulumi.ResourceOptions(parent=bucket, depends_on=[private.public_access_block]),
+    )
+    aws.s3.BucketCorsConfiguration(
+        "uploads-cors",
+        bucket=bucket.id,
+        cors_rules=[
+            {
+                "allowed_origins": [web_origin],
+                "allowed_methods": list(CORS_ALLOWED_METHODS),
+                "allowed_headers": list(CORS_ALLOWED_HEADERS),
+                "expose_headers": list(CORS_EXPOSE_HEADERS),
+                "max_age_seconds": CORS_MAX_AGE_SECONDS,
+            }
+        ],
+        opts=child,
+    )
+    aws.s3.BucketLifecycleConfiguration(
+        "uploads-lifecycle",
+        bucket=bucket.id,
+        rules=[
+            {
+                "id": ABORT_MPU_RULE_ID,
+                "status": "Enabled",
+                "filter": {},
+                "abort_incomplete_multipart_upload": {"days_after_initiation": lifecycle_days},
+            },
+            {
+                "id": EXPIRE_RULE_ID,
+                "status": "Enabled",
+                "filter": {},
+                "expiration": {"days": lifecycle_days},
+            },
+        ],
+        opts=child,
+    )
+    notification = aws.s3.BucketNotification(
+        "uploads-notification", bucket=bucket.id, eventbridge=True, opts=child
+    )
+    return UploadsBucket(bucket, policy, notification)

@@ -1,0 +1,126 @@
+"""Reading Chalice's `sam.json` (made by upflow.build from a stub app) and rewriting its swagger."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import pytest
+
+from infra.chalice_artifacts import (
+    ArtifactError,
+    handler_name,
+    parse_template,
+    read_artifacts,
+    rewrite_swagger,
+    swagger_json,
+)
+from upflow.definition import API_HANDLER, CHUNK_HANDLER, FUNCTIONS, PLANNER_HANDLER
+
+INVOKE = (
+    "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/"
+    "arn:aws:lambda:eu-west-1:1:function:f/invocations"
+)
+
+
+def test_build_writes_template_and_zip(chalice_build):
+    assert (chalice_build / "sam.json").is_file()
+    with zipfile.ZipFile(chalice_build / "deployment.zip") as archive:
+        assert "app.py" in archive.namelist()
+
+
+def test_one_function_per_definition_handler(chalice_build):
+    artifacts = read_artifacts(chalice_build)
+    assert set(artifacts.functions) == set(FUNCTIONS)
+    assert artifacts.functions[API_HANDLER].handler == "app.app"
+    assert artifacts.functions[API_HANDLER].logical_id == "APIHandler"
+    assert artifacts.functions[PLANNER_HANDLER].handler == f"app.{PLANNER_HANDLER}"
+    assert artifacts.functions[CHUNK_HANDLER].handler == f"app.{CHUNK_HANDLER}"
+    for function in artifacts.functions.values():
+        assert function.runtime in ("python3.11", "python3.12")
+        assert function.architectures == ("x86_64",)
+    assert artifacts.stage_name == "api"
+    assert artifacts.zip_path == chalice_build / "deployment.zip"
+
+
+def test_template_sqs_event_sources_are_not_used(chalice_build):
+    """The stub's queues are local names; the program makes its own mappings instead."""
+    template = json.loads((chalice_build / "sam.json").read_text())
+    assert "upflow-local-events" in json.dumps(template)  # Chalice put them there...
+    artifacts = read_artifacts(chalice_build)
+    assert "upflow-local" not in json.dumps(artifacts.swagger)  # ...and nothing read keeps them
+
+
+@pytest.mark.parametrize("missing", [None, "sam.json", "deployment.zip"])
+def test_missing_build_says_make_package(chalice_build, tmp_path, missing):
+    build_dir = tmp_path / "build"
+    if missing:
+        shutil.copytree(chalice_build, build_dir)
+        (build_dir / missing).unlink()
+    with pytest.raises(ArtifactError, match=r"Run `make package` first"):
+        read_artifacts(build_dir)
+
+
+def test_template_without_a_handler_is_refused(chalice_build):
+    template = json.loads((chalice_build / "sam.json").read_text())
+    del template["Resources"]["ProcessChunks"]
+    with pytest.raises(ArtifactError, match=CHUNK_HANDLER):
+        parse_template(template, chalice_build)
+
+
+def test_handler_names():
+    assert handler_name("app.app") == API_HANDLER
+    assert handler_name(f"app.{PLANNER_HANDLER}") == PLANNER_HANDLER
+    with pytest.raises(ArtifactError):
+        handler_name("other.module")
+
+
+def test_swagger_rewrite_replaces_every_lambda_uri(chalice_build):
+    artifacts = read_artifacts(chalice_build)
+    original = json.dumps(artifacts.swagger)
+    body = rewrite_swagger(artifacts.swagger, {"APIHandler": INVOKE})
+    text = json.dumps(body)
+    assert "Fn::" not in text and "${" not in text
+    uris = [
+        op["x-amazon-apigateway-integration"].get("uri")
+        for path in body["paths"].values()
+        for op in path.values()
+    ]
+    assert INVOKE in uris
+    assert {uri for uri in uris if uri is not None} == {INVOKE}
+    # CORS preflights stay Chalice's mock integrations.
+    preflight = body["paths"]["/uploads/{upload_id}"]["options"]["x-amazon-apigateway-integration"]
+    assert preflight["type"] == "mock"
+    assert json.dumps(artifacts.swagger) == original  # the input is not modified
+    assert json.loads(swagger_json(artifacts.swagger, {"APIHandler": INVOKE})) == body
+
+
+def test_swagger_rewrite_refuses_unknown_expressions():
+    swagger = {"paths": {"/x": {"get": {"x-amazon-apigateway-integration": {"uri": {"Ref": "Other"}}}}}}
+    with pytest.raises(ArtifactError, match="unsupported CloudFormation expression at /paths/"):
+        rewrite_swagger(swagger, {"APIHandler": INVOKE})
+    other_function = {
+        "uri": {
+            "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/"
+            "2015-03-31/functions/${Authorizer.Arn}/invocations"
+        }
+    }
+    with pytest.raises(ArtifactError):
+        rewrite_swagger(other_function, {"APIHandler": INVOKE})
+
+
+def test_swagger_rewrite_sets_the_preflight_origin(chalice_build):
+    artifacts = read_artifacts(chalice_build)
+    packaged = json.dumps(artifacts.swagger)
+    assert "\"'*'\"" in packaged  # Chalice baked the package-time origin into the preflights
+    body = rewrite_swagger(artifacts.swagger, {"APIHandler": INVOKE}, allow_origin="https://web.example")
+    origins = [
+        op["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"][
+            "method.response.header.Access-Control-Allow-Origin"
+        ]
+        for path in body["paths"].values()
+        for method, op in path.items()
+        if method == "options"
+    ]
+    assert origins and set(origins) == {"'https://web.example'"}

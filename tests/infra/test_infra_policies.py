@@ -1,0 +1,58 @@
+"""The pure policy builders: least privilege, no wildcard resources."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import policies
+from upflow.definition import FUNCTIONS
+
+ARNS = policies.ResourceArns(
+    bucket="arn:aws:s3:::b",
+    status_table="arn:aws:dynamodb:r:1:table/s",
+    results_table="arn:aws:dynamodb:r:1:table/r",
+    events_queue="arn:aws:sqs:r:1:e",
+    chunks_queue="arn:aws:sqs:r:1:c",
+)
+
+
+@pytest.mark.parametrize("handler", list(FUNCTIONS))
+def test_function_policies_name_every_resource(handler):
+    document = policies.function_policy(handler, ARNS)
+    assert document["Version"] == "2012-10-17"
+    assert policies.wildcard_resources(document) == []
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert all(not action.endswith(":*") for action in statement["Action"]), statement
+
+
+def test_unknown_handler_has_no_policy():
+    with pytest.raises(ValueError, match="no policy"):
+        policies.function_policy("nope", ARNS)
+
+
+def test_wildcard_detector_finds_catch_alls():
+    document = policies.document(
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ["logs:PutLogEvents"], "Resource": ["arn:*:logs:*:*:*"]},
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*"},
+    )
+    assert policies.wildcard_resources(document) == ["*", "arn:*:logs:*:*:*"]
+
+
+def test_logs_policy_is_limited_to_one_group():
+    document = policies.logs_policy("arn:aws:logs:r:1:log-group:/aws/lambda/f")
+    (statement,) = document["Statement"]
+    assert statement["Resource"] == ["arn:aws:logs:r:1:log-group:/aws/lambda/f:*"]
+    assert "logs:CreateLogGroup" not in statement["Action"]
+
+
+def test_redrive_policy():
+    assert policies.redrive_policy("arn:dlq", 3) == {"deadLetterTargetArn": "arn:dlq", "maxReceiveCount": 3}
+
+
+def test_tls_only_policy_denies_insecure_transport():
+    (statement,) = policies.tls_only_bucket_policy("arn:aws:s3:::b")["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]

@@ -1,0 +1,520 @@
+"""The whole Pulumi program under mocks: every resource's inputs and the stack outputs.
+
+`infra.program.define` runs once per scenario under `pulumi.runtime.set_mocks`; the
+mocks record each resource's inputs (camelCase, as the engine receives them).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.chalice_artifacts import ArtifactError
+from infra.functions import function_name, log_group_name
+from infra.policies import wildcard_resources
+from infra.site import WebBuildMissing
+from upflow.definition import (
+    API_HANDLER,
+    CHUNK_HANDLER,
+    CORS_ALLOWED_HEADERS,
+    CORS_ALLOWED_METHODS,
+    FUNCTIONS,
+    PLANNER_HANDLER,
+    RESULTS_TABLE_KEYS,
+    STATUS_TABLE_KEYS,
+    VISIBILITY_TIMEOUT_FACTOR,
+    FunctionSpec,
+    Limits,
+    names_for,
+    object_created_pattern,
+)
+
+NAMES = names_for("test", "abc")
+CLOUDFRONT_URL = "https://d111111abcdef8.cloudfront.net"
+API_URL = "https://a1b2c3.execute-api.us-east-1.amazonaws.com/api"
+
+BUCKET = "aws:s3/bucket:Bucket"
+QUEUE = "aws:sqs/queue:Queue"
+FUNCTION = "aws:lambda/function:Function"
+MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
+
+
+@pytest.fixture(scope="module")
+def run(make_config, stack_runner):
+    """The default stack: web origin = the CloudFront URL."""
+    return stack_runner(make_config())
+
+
+@pytest.fixture(scope="module")
+def tuned(make_config, stack_runner):
+    """A stack with every tunable moved off its default."""
+    functions = {
+        API_HANDLER: FunctionSpec(memory_mb=256, timeout_seconds=20),
+        PLANNER_HANDLER: FunctionSpec(memory_mb=768, timeout_seconds=120),
+        CHUNK_HANDLER: FunctionSpec(memory_mb=3008, timeout_seconds=600),
+    }
+    limits = Limits(lifecycle_days=3, chunk_batch_size=5, events_batch_size=2, chunk_size=16 * 2**20)
+    return stack_runner(
+        make_config(
+            web_origin="https://upload.example.com", limits=limits, functions=functions, log_retention_days=30
+        )
+    )
+
+
+def bucket_resource(run, suffix: str, typ: str):
+    return run.one(f"aws:s3/{typ}", f"uploads-{suffix}")
+
+
+# --- storage -------------------------------------------------------------------
+
+
+def test_uploads_bucket_is_named_by_definition(run):
+    assert run.one(BUCKET, "uploads").inputs["bucket"] == NAMES.bucket
+    assert run.one(BUCKET, "site").inputs["bucket"] == NAMES.site_bucket
+
+
+@pytest.mark.parametrize("bucket", ["uploads", "site"])
+def test_buckets_block_public_access_and_encrypt(run, bucket):
+    block = run.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{bucket}-public-access-block")
+    for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"):
+        assert block.inputs[flag] is True, flag
+    sse = run.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        f"{bucket}-encryption",
+    )
+    assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+
+
+@pytest.mark.parametrize("bucket", ["uploads", "site"])
+def test_bucket_policies_deny_plain_http(run, bucket):
+    policy = run.one("aws:s3/bucketPolicy:BucketPolicy", f"{bucket}-policy").json("policy")
+    deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny == [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [
+                f"arn:aws:s3:::{getattr(NAMES, 'bucket' if bucket == 'uploads' else 'site_bucket')}",
+                f"arn:aws:s3:::{getattr(NAMES, 'bucket' if bucket == 'uploads' else 'site_bucket')}/*",
+            ],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+
+
+def test_uploads_policy_allows_nothing(run):
+    policy = run.one("aws:s3/bucketPolicy:BucketPolicy", "uploads-policy").json("policy")
+    assert [s["Effect"] for s in policy["Statement"]] == ["Deny"]
+
+
+def test_cors_allows_the_web_origin_and_exposes_etag(run, tuned):
+    (rule,) = run.one("aws:s3/bucketCorsConfiguration:BucketCorsConfiguration").inputs["corsRules"]
+    assert rule["allowedOrigins"] == [CLOUDFRONT_URL]
+    assert rule["exposeHeaders"] == ["ETag"]
+    assert rule["allowedMethods"] == list(CORS_ALLOWED_METHODS)
+    assert rule["allowedHeaders"] == list(CORS_ALLOWED_HEADERS)
+    (tuned_rule,) = tuned.one("aws:s3/bucketCorsConfiguration:BucketCorsConfiguration").inputs["corsRules"]
+    assert tuned_rule["allowedOrigins"] == ["https://upload.example.com"]
+
+
+def test_uploads_bucket_sends_events_to_eventbridge(run):
+    notification = run.one("aws:s3/bucketNotification:BucketNotification")
+    assert notification.inputs == {"bucket": NAMES.bucket, "eventbridge": True}
+
+
+@pytest.mark.parametrize(("scenario", "days"), [("run", Limits().lifecycle_days), ("tuned", 3)])
+def test_lifecycle_aborts_multipart_uploads_and_expires_objects(request, scenario, days):
+    stack = request.getfixturevalue(scenario)
+    rules = stack.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
+    by_id = {rule["id"]: rule for rule in rules}
+    assert set(by_id) == {"abort-incomplete-multipart-uploads", "expire-objects"}
+    abort, expire = by_id["abort-incomplete-multipart-uploads"], by_id["expire-objects"]
+    assert abort["status"] == expire["status"] == "Enabled"
+    assert abort["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": days}
+    assert expire["expiration"] == {"days": days}
+
+
+# --- queues --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("queue", "dlq", "consumer"),
+    [
+        (NAMES.events_queue, NAMES.events_dlq, PLANNER_HANDLER),
+        (NAMES.chunks_queue, NAMES.chunks_dlq, CHUNK_HANDLER),
+    ],
+)
+def test_queues_redrive_to_their_dlq_and_outlast_the_consumer(run, tuned, queue, dlq, consumer):
+    for stack, timeout in (
+        (run, FUNCTIONS[consumer].timeout_seconds),
+        (tuned, {PLANNER_HANDLER: 120, CHUNK_HANDLER: 600}[consumer]),
+    ):
+        queues = {r.inputs["name"]: r for r in stack.of_type(QUEUE)}
+        main = queues[queue]
+        assert json.loads(main.inputs["redrivePolicy"]) == {
+            "deadLetterTargetArn": f"arn:aws:sqs:us-east-1:123456789012:{dlq}",
+            "maxReceiveCount": Limits().max_receives,
+        }
+        assert Limits().max_receives == 3
+        assert main.inputs["visibilityTimeoutSeconds"] == VISIBILITY_TIMEOUT_FACTOR * timeout
+        assert main.inputs["visibilityTimeoutSeconds"] >= 6 * timeout
+        assert "redrivePolicy" not in queues[dlq].inputs
+    assert {r.inputs["name"] for r in run.of_type(QUEUE)} == {
+        NAMES.events_queue,
+        NAMES.events_dlq,
+        NAMES.chunks_queue,
+        NAMES.chunks_dlq,
+    }
+
+
+@pytest.mark.parametrize("policy_name", ["events-queue-policy", "events-dlq-policy"])
+def test_only_the_rule_may_send_to_the_events_queue_and_its_dlq(run, policy_name):
+    queue_policy = run.one("aws:sqs/queuePolicy:QueuePolicy", policy_name)
+    (statement,) = queue_policy.json("policy")["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": f"arn:aws:events:us-east-1:123456789012:rule/{NAMES.event_rule}"}
+    }
+    queue = NAMES.events_queue if policy_name == "events-queue-policy" else NAMES.events_dlq
+    assert statement["Resource"] == f"arn:aws:sqs:us-east-1:123456789012:{queue}"
+    assert queue_policy.inputs["queueUrl"].endswith(f"/{queue}")
+
+
+# --- tables --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "keys"), [(NAMES.status_table, STATUS_TABLE_KEYS), (NAMES.results_table, RESULTS_TABLE_KEYS)]
+)
+def test_tables_are_on_demand_with_point_in_time_recovery(run, name, keys):
+    (table,) = [r for r in run.of_type("aws:dynamodb/table:Table") if r.inputs["name"] == name]
+    assert table.inputs["billingMode"] == "PAY_PER_REQUEST"
+    assert table.inputs["pointInTimeRecovery"] == {"enabled": True}
+    assert (table.inputs["hashKey"], table.inputs["rangeKey"]) == keys
+    assert table.inputs["attributes"] == [{"name": keys[0], "type": "S"}, {"name": keys[1], "type": "S"}]
+
+
+# --- events --------------------------------------------------------------------
+
+
+def test_rule_pattern_is_the_definitions(run):
+    rule = run.one("aws:cloudwatch/eventRule:EventRule")
+    assert rule.inputs["name"] == NAMES.event_rule
+    assert rule.json("eventPattern") == object_created_pattern(NAMES.bucket)
+
+
+def test_rule_targets_the_events_queue_with_a_dead_letter_queue(run):
+    target = run.one("aws:cloudwatch/eventTarget:EventTarget")
+    assert target.inputs["rule"] == NAMES.event_rule
+    assert target.inputs["arn"] == f"arn:aws:sqs:us-east-1:123456789012:{NAMES.events_queue}"
+    dlq = f"arn:aws:sqs:us-east-1:123456789012:{NAMES.events_dlq}"
+    assert target.inputs["deadLetterConfig"] == {"arn": dlq}
+
+
+# --- functions -----------------------------------------------------------------
+
+
+def test_one_function_per_handler_sized_by_definition(run):
+    functions = {r.name: r for r in run.of_type(FUNCTION)}
+    assert set(functions) == set(FUNCTIONS)
+    expected_handlers = {
+        API_HANDLER: "app.app",
+        PLANNER_HANDLER: f"app.{PLANNER_HANDLER}",
+        CHUNK_HANDLER: f"app.{CHUNK_HANDLER}",
+    }
+    for handler, spec in FUNCTIONS.items():
+        inputs = functions[handler].inputs
+        assert inputs["name"] == function_name("test", handler)
+        assert inputs["handler"] == expected_handlers[handler]
+        assert inputs["runtime"] in ("python3.11", "python3.12")
+        assert inputs["memorySize"] == spec.memory_mb
+        assert inputs["timeout"] == spec.timeout_seconds
+        assert inputs["role"].endswith(f"/{handler}-role")
+
+
+def test_function_sizing_follows_config(tuned):
+    sizes = {r.name: (r.inputs["memorySize"], r.inputs["timeout"]) for r in tuned.of_type(FUNCTION)}
+    assert sizes == {API_HANDLER: (256, 20), PLANNER_HANDLER: (768, 120), CHUNK_HANDLER: (3008, 600)}
+
+
+def test_functions_deploy_the_chalice_zip(run, chalice_build):
+    for function in run.of_type(FUNCTION):
+        assert function.inputs["code"].path == str(chalice_build / "deployment.zip")
+
+
+def test_function_environment(run, tuned):
+    limits = Limits()
+    for function in run.of_type(FUNCTION):
+        assert "environment" in function.secret_inputs  # it carries the token secret
+        env = function.inputs["environment"]["variables"]
+        assert env == {
+            **NAMES.as_env(),
+            "UPFLOW_TOKEN_SECRET": "test-token-secret",
+            "UPFLOW_WEB_ORIGIN": CLOUDFRONT_URL,
+            "UPFLOW_CHUNK_SIZE": str(limits.chunk_size),
+            "UPFLOW_MAX_UPLOAD_SIZE": str(limits.max_upload_size),
+            "UPFLOW_URL_EXPIRY_SECONDS": str(limits.url_expiry_seconds),
+            "UPFLOW_LIFECYCLE_DAYS": str(limits.lifecycle_days),
+            "UPFLOW_CHUNK_BATCH_SIZE": str(limits.chunk_batch_size),
+        }
+    env = tuned.one(FUNCTION, API_HANDLER).inputs["environment"]["variables"]
+    assert env["UPFLOW_WEB_ORIGIN"] == "https://upload.example.com"
+    assert env["UPFLOW_CHUNK_SIZE"] == str(16 * 2**20)
+    assert env["UPFLOW_LIFECYCLE_DAYS"] == "3"
+    assert env["UPFLOW_CHUNK_BATCH_SIZE"] == "5"
+
+
+def test_log_groups_have_retention(run, tuned):
+    for stack, days in ((run, 14), (tuned, 30)):
+        groups = {
+            r.inputs["name"]: r.inputs["retentionInDays"]
+            for r in stack.of_type("aws:cloudwatch/logGroup:LogGroup")
+        }
+        assert groups == {log_group_name(function_name("test", h)): days for h in FUNCTIONS}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "sizes"),
+    [
+        ("run", {PLANNER_HANDLER: Limits().events_batch_size, CHUNK_HANDLER: Limits().chunk_batch_size}),
+        ("tuned", {PLANNER_HANDLER: 2, CHUNK_HANDLER: 5}),
+    ],
+)
+def test_queues_feed_their_handlers_reporting_item_failures(request, scenario, sizes):
+    stack = request.getfixturevalue(scenario)
+    queues = {PLANNER_HANDLER: NAMES.events_queue, CHUNK_HANDLER: NAMES.chunks_queue}
+    mappings = stack.of_type(MAPPING)
+    assert len(mappings) == 2
+    for mapping in mappings:
+        handler = mapping.name.removesuffix("-sqs")
+        assert mapping.inputs["eventSourceArn"] == f"arn:aws:sqs:us-east-1:123456789012:{queues[handler]}"
+        assert mapping.inputs["functionName"].endswith(f":function:{function_name('test', handler)}")
+        assert mapping.inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping.inputs["batchSize"] == sizes[handler]
+
+
+# --- IAM -----------------------------------------------------------------------
+
+
+def all_policy_documents(run):
+    yield from ((r.name, r.json("policy")) for r in run.of_type(ROLE_POLICY))
+    yield from ((r.name, r.json("policy")) for r in run.of_type("aws:s3/bucketPolicy:BucketPolicy"))
+    yield from ((r.name, r.json("policy")) for r in run.of_type("aws:sqs/queuePolicy:QueuePolicy"))
+
+
+def test_no_policy_grants_on_a_wildcard_resource(run):
+    documents = list(all_policy_documents(run))
+    assert len(documents) == 2 * len(FUNCTIONS) + 2 + 2
+    for name, document in documents:
+        assert wildcard_resources(document) == [], name
+        for statement in document["Statement"]:
+            resources = statement["Resource"]
+            for resource in [resources] if isinstance(resources, str) else resources:
+                assert resource != "*", name
+                assert resource.startswith("arn:aws:"), (name, resource)
+
+
+def access(run, handler):
+    return {
+        statement["Sid"]: statement
+        for statement in run.one(ROLE_POLICY, f"{handler}-access").json("policy")["Statement"]
+    }
+
+
+def test_each_function_has_its_own_role(run):
+    roles = {f.inputs["role"] for f in run.of_type(FUNCTION)}
+    assert len(roles) == len(FUNCTIONS)
+    for role in run.of_type("aws:iam/role:Role"):
+        (statement,) = role.json("assumeRolePolicy")["Statement"]
+        assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+
+
+def test_logs_policy_is_scoped_to_the_functions_log_group(run):
+    for handler in FUNCTIONS:
+        (statement,) = run.one(ROLE_POLICY, f"{handler}-logs").json("policy")["Statement"]
+        group = log_group_name(function_name("test", handler))
+        assert statement["Resource"] == [f"arn:aws:logs:us-east-1:123456789012:log-group:{group}:*"]
+        assert set(statement["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+ARN_S3 = f"arn:aws:s3:::{NAMES.bucket}"
+ARN_STATUS = f"arn:aws:dynamodb:us-east-1:123456789012:table/{NAMES.status_table}"
+ARN_RESULTS = f"arn:aws:dynamodb:us-east-1:123456789012:table/{NAMES.results_table}"
+ARN_EVENTS = f"arn:aws:sqs:us-east-1:123456789012:{NAMES.events_queue}"
+ARN_CHUNKS = f"arn:aws:sqs:us-east-1:123456789012:{NAMES.chunks_queue}"
+
+
+def test_api_permissions(run):
+    statements = access(run, API_HANDLER)
+    assert statements["Uploads"]["Resource"] == [f"{ARN_S3}/uploads/*", f"{ARN_S3}/reports/*"]
+    assert set(statements["Uploads"]["Action"]) == {
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:ListMultipartUploadParts",
+        "s3:AbortMultipartUpload",
+    }
+    assert statements["Tables"]["Resource"] == [ARN_STATUS, ARN_RESULTS]
+    assert statements["RequeueChunks"]["Resource"] == [ARN_CHUNKS]
+    assert "sqs:SendMessage" in statements["RequeueChunks"]["Action"]
+    actions = {a for s in statements.values() for a in s["Action"]}
+    assert not {a for a in actions if a.startswith("sqs:Receive") or a == "sqs:DeleteMessage"}
+
+
+def test_planner_permissions(run):
+    statements = access(run, PLANNER_HANDLER)
+    assert statements["ReadUploads"] == {
+        "Sid": "ReadUploads",
+        "Effect": "Allow",
+        "Action": ["s3:GetObject"],
+        "Resource": [f"{ARN_S3}/uploads/*"],
+    }
+    assert statements["Tables"]["Resource"] == [ARN_STATUS, ARN_RESULTS]
+    assert statements["SendEventsAndChunks"]["Resource"] == [ARN_EVENTS, ARN_CHUNKS]
+    assert statements["ConsumeEvents"]["Resource"] == [ARN_EVENTS]
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(statements["ConsumeEvents"]["Action"])
+
+
+def test_processor_permissions(run):
+    statements = access(run, CHUNK_HANDLER)
+    assert statements["ReadObjects"]["Resource"] == [
+        f"{ARN_S3}/uploads/*",
+        f"{ARN_S3}/chunk-errors/*",
+        f"{ARN_S3}/reports/*",
+    ]
+    assert statements["WriteErrors"]["Resource"] == [f"{ARN_S3}/chunk-errors/*", f"{ARN_S3}/reports/*"]
+    assert {"dynamodb:TransactWriteItems", "dynamodb:BatchWriteItem", "dynamodb:Query"} <= set(
+        statements["Tables"]["Action"]
+    )
+    assert statements["ConsumeChunks"]["Resource"] == [ARN_CHUNKS]
+    assert not any("sqs:SendMessage" in s["Action"] for s in statements.values())
+
+
+# --- API Gateway ---------------------------------------------------------------
+
+
+def test_rest_api_is_chalices_swagger_pointed_at_the_api_function(run):
+    api = run.one("aws:apigateway/restApi:RestApi")
+    body = api.json("body")
+    function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name('test', API_HANDLER)}"
+    invoke = f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+    integrations = [
+        op["x-amazon-apigateway-integration"] for path in body["paths"].values() for op in path.values()
+    ]
+    lambda_uris = [i["uri"] for i in integrations if i["type"] == "aws_proxy"]
+    assert set(body["paths"]) == {"/health", "/uploads", "/uploads/{upload_id}"}  # routed by path
+    assert lambda_uris and set(lambda_uris) == {invoke}
+    assert "Fn::Sub" not in api.inputs["body"]
+
+
+def preflight_origins(stack):
+    body = stack.one("aws:apigateway/restApi:RestApi").json("body")
+    return {
+        op["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"][
+            "method.response.header.Access-Control-Allow-Origin"
+        ]
+        for path in body["paths"].values()
+        for method, op in path.items()
+        if method == "options"
+    }
+
+
+def test_api_preflights_allow_the_web_origin(run, tuned):
+    assert preflight_origins(run) == {f"'{CLOUDFRONT_URL}'"}
+    assert preflight_origins(tuned) == {"'https://upload.example.com'"}
+
+
+def test_stage_deployment_and_invoke_permission(run):
+    stage = run.one("aws:apigateway/stage:Stage")
+    assert stage.inputs["stageName"] == "api"
+    assert stage.inputs["restApi"] == "a1b2c3"
+    deployment = run.one("aws:apigateway/deployment:Deployment")
+    assert deployment.inputs["restApi"] == "a1b2c3"
+    assert deployment.inputs["triggers"]["body"]  # a new deployment whenever the routes change
+    permission = run.one("aws:lambda/permission:Permission")
+    assert permission.inputs["principal"] == "apigateway.amazonaws.com"
+    assert permission.inputs["action"] == "lambda:InvokeFunction"
+    assert permission.inputs["function"] == function_name("test", API_HANDLER)
+    assert permission.inputs["sourceArn"] == "arn:aws:execute-api:us-east-1:123456789012:a1b2c3/*"
+
+
+# --- web hosting ----------------------------------------------------------------
+
+
+def test_cloudfront_serves_the_private_site_bucket(run):
+    cdn = run.one("aws:cloudfront/distribution:Distribution")
+    assert cdn.inputs["defaultRootObject"] == "index.html"
+    (origin,) = cdn.inputs["origins"]
+    assert origin["domainName"] == f"{NAMES.site_bucket}.s3.us-east-1.amazonaws.com"
+    assert origin["originAccessControlId"] == "site-oac-id"
+    assert cdn.inputs["defaultCacheBehavior"]["viewerProtocolPolicy"] == "redirect-to-https"
+    oac = run.one("aws:cloudfront/originAccessControl:OriginAccessControl")
+    assert (oac.inputs["originAccessControlOriginType"], oac.inputs["signingBehavior"]) == ("s3", "always")
+    site_policy = run.one("aws:s3/bucketPolicy:BucketPolicy", "site-policy").json("policy")
+    (allow,) = [s for s in site_policy["Statement"] if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Condition"] == {
+        "StringEquals": {"AWS:SourceArn": "arn:aws:cloudfront::123456789012:distribution/E2EXAMPLE"}
+    }
+
+
+def test_web_build_is_uploaded_with_content_types(run):
+    objects = {r.inputs["key"]: r.inputs for r in run.of_type(OBJECT)}
+    assert set(objects) == {
+        "index.html",
+        "assets/index-3f2a1b.js",
+        "assets/index-3f2a1b.css",
+        "favicon.svg",
+        "config.json",
+    }
+    assert objects["index.html"]["contentType"].startswith("text/html")
+    assert objects["assets/index-3f2a1b.js"]["contentType"].startswith("text/javascript")
+    assert objects["assets/index-3f2a1b.css"]["contentType"].startswith("text/css")
+    assert objects["favicon.svg"]["contentType"] == "image/svg+xml"
+    assert all(o["bucket"] == NAMES.site_bucket for o in objects.values())
+
+
+def test_config_json_is_built_from_the_api_url(run):
+    config = run.one(OBJECT, "site/config.json").inputs
+    assert json.loads(config["content"]) == {"apiUrl": API_URL}
+    assert config["contentType"] == "application/json"
+    assert config["cacheControl"] == "no-cache"
+    assert "source" not in config  # generated, never the dev leftover in web/dist
+
+
+# --- outputs -------------------------------------------------------------------
+
+
+def test_stack_outputs(run):
+    expected = {
+        "api_url": API_URL,
+        "web_url": CLOUDFRONT_URL,
+        "bucket": NAMES.bucket,
+        "status_table": NAMES.status_table,
+        "results_table": NAMES.results_table,
+        "events_queue": NAMES.events_queue,
+        "events_dlq": NAMES.events_dlq,
+        "chunks_queue": NAMES.chunks_queue,
+        "chunks_dlq": NAMES.chunks_dlq,
+    }
+    assert {key: run.outputs[key] for key in expected} == expected
+    assert run.outputs["chunks_dlq_url"].endswith(f"/{NAMES.chunks_dlq}")
+    assert run.outputs["web_origin"] == CLOUDFRONT_URL
+
+
+# --- missing artifacts ------------------------------------------------------------
+
+
+def test_missing_build_folder_names_make_package(make_config, stack_runner, tmp_path):
+    with pytest.raises(ArtifactError, match="make package"):
+        stack_runner(make_config(build_dir=tmp_path / "nope"))
+
+
+def test_missing_web_build_names_make_web(make_config, stack_runner, tmp_path):
+    with pytest.raises(WebBuildMissing, match="make web"):
+        stack_runner(make_config(web_dist=tmp_path / "dist"))

@@ -1,0 +1,105 @@
+"""Exact money parsing (integer cents / ``Decimal``) for Brazilian and international notations.
+
+Accepted (surrounding whitespace ignored, NBSP included)::
+
+    1234   1234.56   1234,56   1.234,56   1,234.56   1.234.567   R$ 1.234,56
+    -1.234,56   R$ -10,00   -R$ 10,00   +5   (12,50)  → -12.50 (accounting negative)
+
+Rules (they depend only on the *shape* of the text, never on digit values):
+
+* at most 2 decimal places; the decimal separator is the last ``.``/``,`` when it
+  is followed by 1–2 digits (or when both separators appear, the last one);
+* digit grouping: first group 1–3 digits, then groups of exactly 3, all with the
+  same separator, which differs from the decimal separator;
+* ``1.234`` / ``1,234`` (a single separator followed by exactly 3 digits after
+  1–3 digits) is **ambiguous** (1234 or 1.234?) and rejected;
+* at most 15 integer digits; one sign at most (``-``/``+`` before or after
+  ``R$``), or parentheses instead of a sign.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+MAX_INTEGER_DIGITS = 15
+
+MSG_NOT_MONEY = "not a money amount"
+MSG_AMBIGUOUS = "ambiguous amount: one separator followed by 3 digits (thousands or decimals?)"
+MSG_DECIMALS = "more than 2 decimal places"
+MSG_GROUPING = "bad digit grouping"
+MSG_TOO_LARGE = f"amount too large (more than {MAX_INTEGER_DIGITS} integer digits)"
+
+_MONEY = re.compile(
+    r"^\s*(?:(?P<open>\()\s*)?(?P<s1>[-+])?\s*(?P<cur>R\$)?\s*(?P<s2>[-+])?\s*"
+    r"(?P<num>[0-9](?:[0-9.,]*[0-9])?)\s*(?P<close>\))?\s*$"
+)
+_GROUPED = re.compile(r"^[0-9]{1,3}(?:X[0-9]{3})+$")
+
+
+class MoneyError(ValueError):
+    """The text is not an accepted amount; ``str(err)`` is the reason."""
+
+
+def _check_grouped(intpart: str, sep: str) -> str:
+    if not _GROUPED.match(intpart.replace(sep, "X")):
+        raise MoneyError(MSG_GROUPING)
+    return intpart.replace(sep, "")
+
+
+def parse_parts(text: str) -> tuple[int, str, str]:
+    """``(sign, integer digits, decimal digits)`` of an amount; raises :class:`MoneyError`."""
+    m = _MONEY.match(text)
+    if m is None:
+        raise MoneyError(MSG_NOT_MONEY)
+    paren = m.group("open") is not None
+    if paren != (m.group("close") is not None):
+        raise MoneyError(MSG_NOT_MONEY)
+    s1, s2 = m.group("s1"), m.group("s2")
+    if (s1 is not None and s2 is not None) or (paren and (s1 or s2)):
+        raise MoneyError(MSG_NOT_MONEY)
+    sign = -1 if paren or "-" in (s1, s2) else 1
+    num = m.group("num")
+    dots, commas = num.count("."), num.count(",")
+    if dots == 0 and commas == 0:
+        intdigits, decdigits = num, ""
+    elif dots and commas:
+        k = max(num.rfind("."), num.rfind(","))
+        dec_sep = num[k]
+        grp_sep = "," if dec_sep == "." else "."
+        intpart, decdigits = num[:k], num[k + 1 :]
+        if dec_sep in intpart:
+            raise MoneyError(MSG_GROUPING)
+        if len(decdigits) > 2:
+            raise MoneyError(MSG_DECIMALS)
+        intdigits = _check_grouped(intpart, grp_sep)
+    else:
+        sep = "." if dots else ","
+        if dots + commas >= 2:
+            intdigits, decdigits = _check_grouped(num, sep), ""
+        else:
+            intpart, decdigits = num.split(sep)
+            if len(decdigits) == 3 and len(intpart) <= 3:
+                raise MoneyError(MSG_AMBIGUOUS)
+            if len(decdigits) > 2:
+                raise MoneyError(MSG_DECIMALS)
+            intdigits = intpart
+    if len(intdigits) > MAX_INTEGER_DIGITS:
+        raise MoneyError(MSG_TOO_LARGE)
+    return sign, intdigits, decdigits
+
+
+def parse_cents(text: str) -> int:
+    """The amount in integer cents; raises :class:`MoneyError`."""
+    sign, intdigits, decdigits = parse_parts(text)
+    return sign * int(intdigits + decdigits.ljust(2, "0"))
+
+
+def cents_to_decimal(cents: int) -> Decimal:
+    """Exact ``Decimal`` with two places (``Decimal('12.50')``), independent of the context precision."""
+    return Decimal(f"{cents}E-2")
+
+
+def parse_amount(text: str) -> Decimal:
+    """The amount as an exact two-place ``Decimal``; raises :class:`MoneyError`."""
+    return cents_to_decimal(parse_cents(text))
