@@ -89,10 +89,10 @@ def generate(
     cpf, cnpj = CPF(), CNPJ()
     pool: list[tuple[str, str]] = []
     for index in range(documents):
-        kind = index % 5
-        if kind < 3:
+        slot = index % 5
+        if slot < 3:
             pool.append((_digits(cpf.generate()), "cpf"))
-        elif kind == 3:
+        elif slot == 3:
             pool.append((_digits(cnpj.generate()), "cnpj"))
         else:
             pool.append((_cnpj_alnum(rng), "cnpj"))

@@ -12,7 +12,7 @@ import binascii
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -307,7 +307,7 @@ class UploadService:
                     f"part {number} has {part.size} bytes, expected {expected}",
                     "parts",
                 )
-        self._check_client_etags(body, parts)
+        parts = self._merge_client_parts(body, parts)
         ordered = [parts[n] for n in range(1, upload.plan.part_count + 1)]
         try:
             etag = self._store.complete_multipart_upload(upload.key, upload.mpu_id, ordered)
@@ -335,10 +335,19 @@ class UploadService:
         }
 
     @staticmethod
-    def _check_client_etags(body: Mapping[str, Any], parts: Mapping[int, UploadedPart]) -> None:
+    def _merge_client_parts(
+        body: Mapping[str, Any], parts: dict[int, UploadedPart]
+    ) -> dict[int, UploadedPart]:
+        """Check the client's ``{part_number, etag, checksum_crc32?}`` against S3's list.
+
+        ETags must match. A client CRC32 fills in a part whose ListParts entry
+        has none (some S3-compatible stores do not return it, yet require it
+        at complete for a CRC32 upload); where S3 has one, they must agree.
+        """
         claimed = body.get("parts")
         if claimed is None:
-            return
+            return parts
+        merged = dict(parts)
         if not isinstance(claimed, list):
             raise ApiError(400, "invalid_field", "parts must be a list of {part_number, etag}", "parts")
         for entry in claimed:
@@ -349,6 +358,15 @@ class UploadService:
                 raise ApiError(400, "invalid_field", f"unknown part in parts: {entry!r}", "parts")
             if etag.strip('"') != parts[number].etag.strip('"'):
                 raise ApiError(422, "etag_mismatch", f"part {number}'s ETag differs from S3's", "parts")
+            checksum = entry.get("checksum_crc32")
+            if checksum is None:
+                continue
+            stored = parts[number].checksum_crc32
+            if not isinstance(checksum, str) or (stored is not None and stored != checksum):
+                raise ApiError(422, "checksum_mismatch", f"part {number}'s CRC32 differs from S3's", "parts")
+            if stored is None:
+                merged[number] = replace(parts[number], checksum_crc32=checksum)
+        return merged
 
     def abort(self, upload_id: str) -> dict[str, Any]:
         upload = Upload.from_item(self.load(upload_id))

@@ -8,6 +8,7 @@ stays exact end to end.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -56,7 +57,7 @@ class Update:
     """
 
     set: Mapping[str, Any] = field(default_factory=dict)
-    add: Mapping[str, int | Decimal | set[int]] = field(default_factory=dict)
+    add: Mapping[str, int | Decimal | AbstractSet[int]] = field(default_factory=dict)
     set_if_missing: Mapping[str, Any] = field(default_factory=dict)
     remove: Sequence[str] = ()
     condition: str | None = None

@@ -1,0 +1,1 @@
+"""Helpers shared by upflow's tests and benchmarks (not used at runtime)."""

@@ -1,0 +1,112 @@
+"""``UploadApi`` served in-process by ``upflow.uploads.UploadService`` (no HTTP, no Chalice).
+
+The SeaweedFS tests and the upload benchmark use it to drive the real
+uploader with URLs presigned by the real signer (``UploadService`` →
+``S3Store.presign_part``) without running ``chalice local``. Answers are
+translated exactly as ``ApiClient`` translates the HTTP ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from upflow.client import (
+    ApiError,
+    Completed,
+    Initiated,
+    ListedPart,
+    SignedPart,
+    UploadStatus,
+    parse_timestamp,
+    signed_put_headers,
+)
+from upflow.uploads import ApiError as ServiceError
+from upflow.uploads import UploadService
+
+
+class ServiceApi:
+    def __init__(self, service: UploadService) -> None:
+        self.service = service
+
+    def _auth(self, upload_id: str, token: str) -> None:
+        self._guard(lambda: self.service.authorize(upload_id, f"Bearer {token}"))
+
+    @staticmethod
+    def _guard(call: Any) -> Any:
+        try:
+            return call()
+        except ServiceError as error:
+            raise ApiError(error.status, error.error, error.message, error.field) from error
+
+    def initiate(self, filename: str, size: int, content_type: str | None = "text/csv") -> Initiated:
+        body: dict[str, Any] = {"filename": filename, "size": size}
+        if content_type is not None:
+            body["content_type"] = content_type
+        doc = self._guard(lambda: self.service.initiate(body))
+        return Initiated(
+            upload_id=doc["upload_id"],
+            key=doc["key"],
+            part_size=int(doc["part_size"]),
+            part_count=int(doc["part_count"]),
+            token=doc["token"],
+            expires_at=doc["expires_at"],
+            checksum_algorithm=doc.get("checksum_algorithm", "CRC32"),
+        )
+
+    def status(self, upload_id: str, token: str) -> UploadStatus:
+        self._auth(upload_id, token)
+        return UploadStatus.from_json(self._guard(lambda: self.service.status(upload_id)))
+
+    def sign_parts(
+        self,
+        upload_id: str,
+        token: str,
+        part_numbers: Sequence[int],
+        checksums: Mapping[int, str] | None = None,
+    ) -> dict[int, SignedPart]:
+        self._auth(upload_id, token)
+        body: dict[str, Any] = {"part_numbers": list(part_numbers)}
+        if checksums:
+            body["checksums"] = {str(n): v for n, v in checksums.items()}
+        doc = self._guard(lambda: self.service.sign_parts(upload_id, body))
+        expires_at = parse_timestamp(doc["expires_at"])
+        headers = doc.get("headers") or {}
+        return {
+            int(key): SignedPart(
+                part_number=int(key),
+                url=url,
+                headers=signed_put_headers(url, (checksums or {}).get(int(key)), headers.get(key)),
+                expires_at=expires_at,
+            )
+            for key, url in doc["urls"].items()
+        }
+
+    def list_parts(self, upload_id: str, token: str) -> list[ListedPart]:
+        self._auth(upload_id, token)
+        doc = self._guard(lambda: self.service.list_parts(upload_id))
+        return [
+            ListedPart(int(p["part_number"]), int(p["size"]), str(p["etag"]), p.get("checksum_crc32"))
+            for p in doc["parts"]
+        ]
+
+    def complete(
+        self,
+        upload_id: str,
+        token: str,
+        parts: Mapping[int, str] | None = None,
+        checksums: Mapping[int, str] | None = None,
+    ) -> Completed:
+        self._auth(upload_id, token)
+        body: dict[str, Any] = {}
+        if parts is not None:
+            body["parts"] = [
+                {"part_number": n, "etag": etag, **({"checksum_crc32": checksums[n]} if checksums else {})}
+                for n, etag in sorted(parts.items())
+            ]
+        doc = self._guard(lambda: self.service.complete(upload_id, body))
+        return Completed(doc["upload_id"], doc["status"], doc["key"], int(doc["size"]), str(doc["etag"]))
+
+    def abort(self, upload_id: str, token: str) -> dict[str, Any]:
+        self._auth(upload_id, token)
+        return dict(self._guard(lambda: self.service.abort(upload_id)))
