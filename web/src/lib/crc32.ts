@@ -1,0 +1,71 @@
+// CRC-32 (IEEE 802.3, the one S3 calls CRC32), slicing-by-8, and its base64
+// big-endian form as S3's x-amz-checksum-crc32 header wants it.
+
+const TABLES: Uint32Array[] = (() => {
+  const tables: Uint32Array[] = []
+  const t0 = new Uint32Array(256)
+  for (let n = 0; n < 256; n++) {
+    let c = n
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+    t0[n] = c >>> 0
+  }
+  tables.push(t0)
+  for (let t = 1; t < 8; t++) {
+    const prev = tables[t - 1]!
+    const next = new Uint32Array(256)
+    for (let n = 0; n < 256; n++) next[n] = (prev[n]! >>> 8) ^ t0[prev[n]! & 0xff]!
+    tables.push(next)
+  }
+  return tables
+})()
+
+/** Continue a CRC over `data` (start with 0). Returns the unsigned 32-bit CRC. */
+export function crc32Update(crc: number, data: Uint8Array): number {
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [
+    Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array,
+  ]
+  let c = ~crc >>> 0
+  let i = 0
+  const n = data.length
+  const end8 = n - (n % 8)
+  while (i < end8) {
+    const a = (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24)) ^ c
+    c =
+      t7[a & 0xff]! ^
+      t6[(a >>> 8) & 0xff]! ^
+      t5[(a >>> 16) & 0xff]! ^
+      t4[a >>> 24]! ^
+      t3[data[i + 4]!]! ^
+      t2[data[i + 5]!]! ^
+      t1[data[i + 6]!]! ^
+      t0[data[i + 7]!]!
+    i += 8
+  }
+  while (i < n) {
+    c = t0[(c ^ data[i]!) & 0xff]! ^ (c >>> 8)
+    i++
+  }
+  return ~c >>> 0
+}
+
+export function crc32(data: Uint8Array): number {
+  return crc32Update(0, data)
+}
+
+/** The 4 big-endian bytes of the CRC, base64 (what S3 calls ChecksumCRC32). */
+export function crc32Base64(crc: number): string {
+  const bytes = [(crc >>> 24) & 0xff, (crc >>> 16) & 0xff, (crc >>> 8) & 0xff, crc & 0xff]
+  return btoa(String.fromCharCode(...bytes))
+}
+
+const READ_SLICE = 4 * 1024 * 1024
+
+/** CRC32 of a Blob, read in 4 MiB slices so a 5 GiB part never sits in memory whole. */
+export async function crc32OfBlob(blob: Blob): Promise<string> {
+  let crc = 0
+  for (let offset = 0; offset < blob.size; offset += READ_SLICE) {
+    const buf = await blob.slice(offset, Math.min(blob.size, offset + READ_SLICE)).arrayBuffer()
+    crc = crc32Update(crc, new Uint8Array(buf))
+  }
+  return crc32Base64(crc)
+}

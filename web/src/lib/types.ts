@@ -1,0 +1,97 @@
+// The HTTP API contract of docs/design.md, as TypeScript types.
+
+export interface CreateUploadResponse {
+  upload_id: string
+  key: string
+  part_size: number
+  part_count: number
+  token: string
+  expires_at: string
+  checksum_algorithm?: 'CRC32' | null
+}
+
+export interface SignPartsResponse {
+  urls: Record<string, string>
+  /** Headers the URL was signed with (our API adds them; optional in the contract). */
+  headers?: Record<string, Record<string, string>>
+  expires_at: string
+}
+
+export interface ListedPart {
+  part_number: number
+  size: number
+  etag: string
+  checksum_crc32?: string | null
+}
+
+export interface CompleteResponse {
+  upload_id: string
+  status: 'uploaded'
+  key: string
+  size: number
+  etag: string
+}
+
+export type UploadStatus =
+  | 'uploading'
+  | 'uploaded'
+  | 'aborted'
+  | 'processing'
+  | 'completed'
+  | 'completed_with_errors'
+  | 'failed'
+
+export interface FirstError {
+  line: number
+  column: string | null
+  code: string
+  message: string
+  value?: string | null
+}
+
+export interface StatusDocument {
+  upload_id: string
+  key: string
+  filename: string
+  size: number
+  part_size: number
+  part_count: number
+  status: UploadStatus
+  created_at: string
+  updated_at: string
+  error: { code: string; message: string } | null
+  format: { encoding: string; delimiter: string; header: string[] } | null
+  chunks: { total: number; done: number; failed: number }
+  summary: {
+    upload_id?: string
+    status?: string
+    rows_total: number
+    rows_valid: number
+    rows_invalid: number
+    errors: Record<string, number>
+    amount_valid: string
+  } | null
+  first_errors: FirstError[]
+  report_key: string | null
+}
+
+export interface PreviewRow {
+  line: number
+  values: string[]
+  valid: boolean
+  errors: { code: string; column: string | null; message: string }[]
+}
+
+export interface PreviewResponse {
+  encoding: string
+  delimiter: string
+  header: string[]
+  columns: { document: string; amount: string; name?: string | null; date?: string | null }
+  rows: PreviewRow[]
+}
+
+export interface ErrorBody {
+  error: string
+  message: string
+  field?: string
+}

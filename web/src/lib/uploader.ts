@@ -1,0 +1,216 @@
+// The upload engine: Uppy core + @uppy/aws-s3 (5.x) in multipart mode, with
+// every S3 callback mapped onto the upflow API (docs/design.md):
+//
+//   createMultipartUpload  → the session from POST /uploads (made by prepareSession,
+//                            because Uppy asks getChunkSize *before* it creates the
+//                            upload and the part size is the server's to choose)
+//   getChunkSize           → that session's part_size
+//   signPart               → POST /uploads/{id}/parts (CRC32 of the part in a worker,
+//                            calls coalesced by SignBatcher; the PUT carries the signed
+//                            x-amz-checksum-crc32 + x-amz-sdk-checksum-algorithm headers)
+//   listParts              → GET /uploads/{id}/parts
+//   completeMultipartUpload→ POST /uploads/{id}/complete with {part_number, etag}
+//   abortMultipartUpload   → DELETE /uploads/{id}, only when the user cancels (Uppy also
+//                            calls it after a failed upload; we keep those resumable)
+//
+// Uppy supplies: the part slicing, the rate-limited queue (`limit` requests in
+// flight), retries with our backoff delays, re-signing on every retry (so an
+// expired URL is replaced; S3's 403 "Request has expired" is handled), pause
+// and resume (in-flight PUTs aborted, resumed via listParts), and progress.
+import AwsS3 from '@uppy/aws-s3'
+import Uppy from '@uppy/core'
+import { ApiClient, ApiError, describeError } from './api'
+import { ChecksumPool } from './checksum'
+import { fingerprint } from './fingerprint'
+import { backoffDelays } from './progress'
+import { SignBatcher } from './signBatcher'
+import type { SavedSession, UploadStore } from './storage'
+import type { CompleteResponse } from './types'
+
+export const PARTS_IN_FLIGHT = 6
+
+export interface PreparedSession {
+  session: SavedSession
+  /** true when an unfinished upload of this file was found and will be continued */
+  resumed: boolean
+  checksums: boolean
+}
+
+/**
+ * The upload to use for `file`: the one remembered for its fingerprint when the
+ * server still has it open, else a new one (POST /uploads). Remembered either way.
+ */
+export async function prepareSession(api: ApiClient, store: UploadStore, file: File): Promise<PreparedSession> {
+  const fp = fingerprint(file)
+  const saved = store.loadSession(fp)
+  if (saved && saved.size === file.size) {
+    try {
+      const doc = await api.status(saved.upload_id, saved.token)
+      if (doc.status === 'uploading' && doc.part_size === saved.part_size) {
+        return { session: saved, resumed: true, checksums: saved.checksums ?? true }
+      }
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.retryable) throw error
+      // 401/403/404: the saved upload is gone or not ours any more; start afresh.
+    }
+    store.forgetSession(fp)
+  }
+  const created = await api.createUpload(file.name, file.size)
+  const session: SavedSession = {
+    upload_id: created.upload_id,
+    token: created.token,
+    key: created.key,
+    part_size: created.part_size,
+    part_count: created.part_count,
+    filename: file.name,
+    size: file.size,
+    saved_at: new Date().toISOString(),
+    checksums: created.checksum_algorithm !== null,
+  }
+  store.saveSession(fp, session)
+  store.remember({
+    upload_id: session.upload_id,
+    token: session.token,
+    filename: file.name,
+    size: file.size,
+    created_at: session.saved_at,
+  })
+  return { session, resumed: false, checksums: session.checksums ?? true }
+}
+
+export interface UploadEvents {
+  onProgress: (bytesDone: number, bytesTotal: number) => void
+  onPaused: (paused: boolean) => void
+  onCompleting: () => void
+  onComplete: (result: CompleteResponse) => void
+  onError: (message: string) => void
+  /** bytes S3 already held when a resumed upload listed its parts */
+  onAlreadyUploaded?: (bytes: number, parts: number) => void
+}
+
+type MultipartState = { s3Multipart?: { uploadId: string; key: string } }
+
+export class UploadController {
+  readonly session: SavedSession
+  private readonly api: ApiClient
+  private readonly uppy: Uppy
+  private readonly pool: ChecksumPool
+  private readonly batcher: SignBatcher
+  private readonly fileId: string
+  private cancelRequested = false
+  private abortPromise: Promise<void> | null = null
+  private paused = false
+  private finished = false
+
+  constructor(api: ApiClient, file: File, prepared: PreparedSession, events: UploadEvents) {
+    this.api = api
+    this.session = prepared.session
+    const { upload_id: id, token, key, part_size: partSize } = prepared.session
+    this.pool = new ChecksumPool(2)
+    this.batcher = new SignBatcher((numbers, checksums) => api.signParts(id, token, numbers, checksums))
+    const useChecksums = prepared.checksums
+
+    this.uppy = new Uppy({ id: `upflow-${id}`, autoProceed: false, allowMultipleUploadBatches: true })
+    this.uppy.use(AwsS3, {
+      shouldUseMultipart: true,
+      limit: PARTS_IN_FLIGHT,
+      retryDelays: backoffDelays(8, 500, 15000),
+      getChunkSize: () => partSize,
+      createMultipartUpload: async () => ({ uploadId: id, key }),
+      listParts: async (_file, { signal }) => {
+        const parts = await api.listParts(id, token, signal)
+        const bytes = parts.reduce((n, p) => n + p.size, 0)
+        events.onAlreadyUploaded?.(bytes, parts.length)
+        return parts.map((p) => ({ PartNumber: p.part_number, Size: p.size, ETag: p.etag }))
+      },
+      signPart: async (_file, { partNumber, body, signal }) => {
+        const checksum = useChecksums ? await this.pool.checksum(body) : undefined
+        signal?.throwIfAborted()
+        const signed = await this.batcher.sign(partNumber, checksum)
+        return { method: 'PUT' as const, url: signed.url, headers: signed.headers, expires: signed.expiresIn }
+      },
+      completeMultipartUpload: async (_file, { parts, signal }) => {
+        events.onCompleting()
+        const body = parts
+          .filter((p): p is { PartNumber: number; ETag: string } => p.PartNumber != null && p.ETag != null)
+          .map((p) => ({ part_number: p.PartNumber, etag: p.ETag }))
+        const result = await api.complete(id, token, body.length === parts.length ? body : undefined, signal)
+        return { ...result, location: result.key }
+      },
+      abortMultipartUpload: async () => {
+        if (this.cancelRequested) await this.abortOnServer()
+      },
+    })
+
+    this.fileId = this.uppy.addFile({ name: file.name, type: 'text/csv', data: file, source: 'upflow' })
+    if (prepared.resumed) {
+      // Uppy's restore path: listParts first, then only the missing parts.
+      this.uppy.setFileState(this.fileId, { s3Multipart: { uploadId: id, key } } satisfies MultipartState as unknown as Parameters<Uppy["setFileState"]>[1])
+    }
+
+    this.uppy.on('upload-progress', (_file, progress) => {
+      events.onProgress(progress.bytesUploaded, progress.bytesTotal ?? file.size)
+    })
+    this.uppy.on('upload-pause', (_file, isPaused) => {
+      this.paused = isPaused
+      events.onPaused(isPaused)
+    })
+    this.uppy.on('upload-success', (_file, response) => {
+      this.finished = true
+      events.onComplete(response.body as unknown as CompleteResponse)
+    })
+    this.uppy.on('upload-error', (_file, error) => {
+      if (this.cancelRequested) return
+      events.onError(uploadErrorWords(error))
+    })
+  }
+
+  start(): void {
+    this.uppy.upload().catch((error: unknown) => {
+      if (!this.cancelRequested) console.error('upflow: upload failed', error)
+    })
+  }
+
+  get isPaused(): boolean {
+    return this.paused
+  }
+
+  pause(): void {
+    if (!this.paused && !this.finished) this.uppy.pauseResume(this.fileId)
+  }
+
+  resume(): void {
+    if (this.paused && !this.finished) this.uppy.pauseResume(this.fileId)
+  }
+
+  /** Stop sending and delete the upload on the server (DELETE /uploads/{id}). */
+  async cancel(): Promise<void> {
+    this.cancelRequested = true
+    try {
+      this.uppy.removeFile(this.fileId)
+    } catch {
+      // already gone
+    }
+    await this.abortOnServer()
+  }
+
+  private abortOnServer(): Promise<void> {
+    this.abortPromise ??= this.api.abort(this.session.upload_id, this.session.token).then(() => undefined)
+    return this.abortPromise
+  }
+
+  destroy(): void {
+    this.pool.close()
+    this.uppy.destroy()
+  }
+}
+
+function uploadErrorWords(error: unknown): string {
+  const source = (error as { source?: { status?: number } } | null)?.source
+  if (error instanceof ApiError) return error.message
+  if (source && typeof source.status === 'number') {
+    if (source.status === 0) return 'The connection to storage failed repeatedly. Resume to try again.'
+    return `Storage refused a part (HTTP ${source.status}). Resume to try again.`
+  }
+  return describeError(error)
+}
