@@ -9,10 +9,9 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from upflow.core.report import decode_chunk_errors, write_report
-
 from processor.model import chunk_errors_key, chunk_sort_key, report_key
 from upflow.aws.dynamo import ConditionFailed, Update
+from upflow.core.report import decode_chunk_errors, write_report
 from upflow.core.rows import RowError
 from upflow.uploads import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING, iso, upload_key
 from upflow.wiring import Services

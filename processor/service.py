@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from upflow.core.checker import preview
-
 from processor.model import CHUNK_FAILED, PENDING, chunk_key, chunk_message, chunk_sort_key
 from upflow.aws.dynamo import TransactionCancelled, Update, transact
+from upflow.core.checker import preview
 from upflow.core.detect import FormatError
 from upflow.uploads import FAILED, PROCESSING, ApiError, iso, upload_key
 from upflow.wiring import Services

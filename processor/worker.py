@@ -16,12 +16,10 @@ import json
 import logging
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
-
-from upflow.core.report import encode_chunk_errors
 
 from processor.batch import Record, receive_count
 from processor.finalize import maybe_finalize
@@ -38,6 +36,7 @@ from upflow.aws.dynamo import ConditionFailed, Item, TransactionCancelled, Updat
 from upflow.core.chunking import ChunkRange
 from upflow.core.csvscan import scan_range
 from upflow.core.detect import FileFormat
+from upflow.core.report import encode_chunk_errors
 from upflow.core.rows import DocumentTotal, RegionResult, process_chunk
 from upflow.uploads import iso, upload_key
 from upflow.wiring import Services
