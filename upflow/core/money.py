@@ -20,7 +20,7 @@ Rules (they depend only on the *shape* of the text, never on digit values):
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Context, Decimal
 
 MAX_INTEGER_DIGITS = 15
 
@@ -95,8 +95,14 @@ def parse_cents(text: str) -> int:
     return sign * int(intdigits + decdigits.ljust(2, "0"))
 
 
+_EXACT = Context(prec=80)
+_EXACT_LIMIT = 10**79
+
+
 def cents_to_decimal(cents: int) -> Decimal:
     """Exact ``Decimal`` with two places (``Decimal('12.50')``), independent of the context precision."""
+    if -_EXACT_LIMIT < cents < _EXACT_LIMIT:
+        return Decimal(cents).scaleb(-2, _EXACT)  # exact: fewer digits than the precision
     return Decimal(f"{cents}E-2")
 
 

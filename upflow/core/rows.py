@@ -133,8 +133,9 @@ class Accumulator:
     errors_by_code: dict[str, int] = field(default_factory=dict)
     totals: dict[str, list[Any]] = field(default_factory=dict)  # document -> [doc_type, rows, cents]
     errors: list[tuple[int, RowError]] = field(default_factory=list)  # (row position, error)
-    # Fast-path aggregates: (doc_type, documents, rows, cents) already summed per document.
-    fast_totals: list[tuple[str, list[str], list[int], list[int]]] = field(default_factory=list)
+    # Fast-path aggregates (numpy arrays: documents, rows, cents), each already summed per document;
+    # merged with ``totals`` by ``fastpath.merge_totals``.
+    fast_totals: list[tuple[Any, Any, Any]] = field(default_factory=list)
 
     def error(self, pos: int, err: RowError) -> None:
         self.errors.append((pos, err))
@@ -151,20 +152,15 @@ class Accumulator:
             t[2] += cents
 
     def result(self) -> RegionResult:
-        merged = self.totals
+        totals: tuple[DocumentTotal, ...]
         if self.fast_totals:
-            merged = {k: list(v) for k, v in self.totals.items()}
-            for doc_type, docs, rows, cents in self.fast_totals:
-                for d, n, c in zip(docs, rows, cents, strict=True):
-                    t = merged.get(d)
-                    if t is None:
-                        merged[d] = [doc_type, n, c]
-                    else:
-                        t[1] += n
-                        t[2] += c
-        totals = tuple(
-            DocumentTotal(d, t[0], t[1], cents_to_decimal(t[2])) for d, t in sorted(merged.items())
-        )
+            from upflow.core.fastpath import merge_totals
+
+            totals = merge_totals(self.totals, self.fast_totals)
+        else:
+            totals = tuple(
+                DocumentTotal(d, t[0], t[1], cents_to_decimal(t[2])) for d, t in sorted(self.totals.items())
+            )
         self.errors.sort(key=lambda e: e[0])
         return RegionResult(
             rows_total=self.rows_total,
@@ -177,8 +173,12 @@ class Accumulator:
         )
 
 
-def _clip(text: str) -> str:
+def clip(text: str) -> str:
+    """The error ``value`` of a field/row text: at most ``VALUE_MAX_CHARS`` characters (+ an ellipsis)."""
     return text if len(text) <= VALUE_MAX_CHARS else text[:VALUE_MAX_CHARS] + "…"
+
+
+_clip = clip
 
 
 def scalar_row(
@@ -276,8 +276,11 @@ def scalar_row(
         acc.rows_invalid += 1
 
 
-def scalar_region(acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context) -> None:
-    """Rows in ``buf[lo:hi]``: ``lo`` is a row start (even parity), ``hi`` a row end or EOF."""
+def scalar_region(acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context) -> int:
+    """Rows in ``buf[lo:hi]``: ``lo`` is a row start (even parity), ``hi`` a row end or EOF.
+
+    Returns ``line_base`` plus the number of ``\n`` in ``buf[lo:hi]``.
+    """
     pos = lo
     lines = line_base
     while pos < hi:
@@ -285,6 +288,7 @@ def scalar_region(acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int
         scalar_row(acc, buf[pos:e], pos, lines, ctx)
         lines += buf.count(b"\n", pos, min(e + 1, hi))
         pos = e + 1
+    return lines
 
 
 def _last_even_newline(data: bytes, f: int) -> int:
@@ -382,15 +386,15 @@ def process_chunk(
     line_base = data.count(b"\n", 0, f)
     last_nl = _last_even_newline(data, f)
     region_end = f if last_nl < 0 else last_nl + 1
+    lines = line_base  # newlines in data[:region_end]
     if region_end > f:
         if fast:
             from upflow.core.fastpath import fast_region
 
-            fast_region(acc, data, f, region_end, line_base, ctx, fast_min_group)
+            lines = fast_region(acc, data, f, region_end, line_base, ctx, fast_min_group)
         else:
-            scalar_region(acc, data, f, region_end, line_base, ctx)
+            lines = scalar_region(acc, data, f, region_end, line_base, ctx)
     if region_end < n:
-        lines = data.count(b"\n", 0, region_end)
         if chunk.end >= object_size:
             scalar_row(acc, data[region_end:], region_end, lines, ctx)
         else:
