@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any
 
-from processor.batch import Record
+from processor.batch import Record, receive_count
 from processor.finalize import fail_upload
 from processor.model import PENDING, chunk_key, chunk_message, plan_page_message
 from upflow.aws.dynamo import ConditionFailed, Update
@@ -31,6 +31,30 @@ log = logging.getLogger("upflow.planner")
 
 def plan_message(services: Services, record: Record) -> None:
     body: dict[str, Any] = json.loads(record["body"])
+    try:
+        _dispatch(services, body, record)
+    except Exception as error:
+        if receive_count(record) >= services.config.limits.max_receives:
+            # The message is about to go to the DLQ: say so on the upload rather than leave it stuck.
+            upload_id = _upload_id_of(body)
+            if upload_id:
+                fail_upload(
+                    services,
+                    upload_id,
+                    "planning_failed",
+                    f"planning failed {receive_count(record)} times: {type(error).__name__}: {error}"[:1000],
+                    from_states=(UPLOADING, UPLOADED, PROCESSING),
+                )
+        raise
+
+
+def _upload_id_of(body: dict[str, Any]) -> str | None:
+    if body.get("type") == "plan_page":
+        return str(body["upload_id"])
+    return upload_id_from_key(str(body.get("detail", {}).get("object", {}).get("key", "")))
+
+
+def _dispatch(services: Services, body: dict[str, Any], record: Record) -> None:
     if body.get("type") == "plan_page":
         write_plan_page(services, str(body["upload_id"]), int(body["next_index"]))
     elif body.get("detail-type") == "Object Created":
