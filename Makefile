@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 WEB_DEPS := web/node_modules/.installed
 WEB_DIST := web/dist/index.html
-WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/package.json web/vite.config.ts
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/package.json web/vite.config.ts web/tsconfig.json
 PACKAGE_DIR := build/chalice
 
 .PHONY: dev test lint typecheck pytest web-test web package chromium bench-upload bench-processor bench-browser clean
@@ -46,7 +46,7 @@ web-test: $(WEB_DEPS)
 	cd web && npm run typecheck && npm test
 
 pytest: $(INSTALLED) $(WEB_DIST) chromium
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=15 $(PYTEST_ARGS)
 
 test: lint typecheck web-test pytest
 

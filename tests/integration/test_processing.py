@@ -76,7 +76,7 @@ def assert_matches(
 def test_a_large_file_is_validated_and_consolidated_exactly(
     api: Api, dynamodb: Any, stack: LocalStack
 ) -> None:
-    payload, expected = generate(50 * 1024 * 1024 + 12345, seed=11)
+    payload, expected = generate(50 * 1024 * 1024 + 12345, seed=11, documents=800)
     created = api.upload_bytes(payload, filename="grande.csv")
     final = api.wait_final(created["upload_id"], created["token"], timeout=600)
     assert final["chunks"]["total"] == 7  # 50 MiB in 8 MiB chunks

@@ -58,6 +58,7 @@ export default function App() {
   const [announcement, setAnnouncement] = useState('')
   const [statusTarget, setStatusTarget] = useState<{ uploadId: string; token: string } | null>(null)
   const [pollNonce, setPollNonce] = useState(0)
+  const [finished, setFinished] = useState<{ elapsedMs: number; bytes: number } | null>(null)
 
   const controllerRef = useRef<UploadController | null>(null)
   const rateRef = useRef(new RateEstimator())
@@ -126,7 +127,9 @@ export default function App() {
   const startUpload = useCallback(async () => {
     if (!api || !file) return
     setMessage(null)
+    setFinished(null)
     setPhase('preparing')
+    const startedAt = performance.now()
     rateRef.current.reset()
     lastMilestone.current = 0
     setProgress({ bytesDone: 0, bytesTotal: file.size, percent: 0, rate: null, secondsLeft: null })
@@ -155,6 +158,7 @@ export default function App() {
       },
       onCompleting: () => setPhase('completing'),
       onComplete: () => {
+        setFinished({ elapsedMs: performance.now() - startedAt, bytes: file.size })
         store.forgetSession(fp)
         setResumable(false)
         setPhase('uploaded')
@@ -285,8 +289,20 @@ export default function App() {
       {showUploadCard && file && (
         <Card aria-labelledby="upload-title" data-testid="upload-panel">
           <CardTitle id="upload-title">Uploading “{file.name}”</CardTitle>
-          <p className="mb-2 text-sm font-medium" data-testid="upload-phase" data-phase={phase}>
+          <p
+            className="mb-2 text-sm font-medium"
+            data-testid="upload-phase"
+            data-phase={phase}
+            data-elapsed-ms={phase === 'uploaded' && finished ? Math.round(finished.elapsedMs) : undefined}
+          >
             {PHASE_WORDS[phase] ?? phase}
+            {phase === 'uploaded' && finished && (
+              <span className="font-normal text-slate-600">
+                {' '}
+                in {finished.elapsedMs < 60_000 ? `${(finished.elapsedMs / 1000).toFixed(1)} s` : formatDuration(finished.elapsedMs / 1000)} ·{' '}
+                {formatRate(finished.bytes / Math.max(finished.elapsedMs / 1000, 0.001))} on average
+              </span>
+            )}
           </p>
           <ProgressBar
             value={phase === 'cancelled' ? 0 : pct}

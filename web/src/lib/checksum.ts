@@ -1,5 +1,5 @@
 // A small pool of CRC32 workers; falls back to the main thread where Workers are missing.
-import { crc32OfBlob } from './crc32'
+import { crc32OfBlobFast } from './crc32'
 
 type Pending = { resolve: (v: string) => void; reject: (e: Error) => void }
 
@@ -30,7 +30,7 @@ export class ChecksumPool {
   }
 
   checksum(blob: Blob): Promise<string> {
-    if (this.workers.length === 0) return crc32OfBlob(blob)
+    if (this.workers.length === 0) return crc32OfBlobFast(blob)
     const worker = this.workers[this.turn++ % this.workers.length]!
     const id = this.nextId++
     return new Promise<string>((resolve, reject) => {

@@ -1,3 +1,5 @@
+import { createCRC32 } from 'hash-wasm'
+
 // CRC-32 (IEEE 802.3, the one S3 calls CRC32), slicing-by-8, and its base64
 // big-endian form as S3's x-amz-checksum-crc32 header wants it.
 
@@ -68,4 +70,36 @@ export async function crc32OfBlob(blob: Blob): Promise<string> {
     crc = crc32Update(crc, new Uint8Array(buf))
   }
   return crc32Base64(crc)
+}
+
+type Hasher = Awaited<ReturnType<typeof createCRC32>>
+let wasmHasher: Promise<Hasher | null> | null = null
+
+function hasher(): Promise<Hasher | null> {
+  wasmHasher ??= createCRC32().catch(() => null)
+  return wasmHasher
+}
+
+/**
+ * CRC32 of a Blob with hash-wasm's WebAssembly CRC32 (≈2.5× the JS table
+ * version), falling back to crc32OfBlob where WebAssembly is unavailable.
+ * One hasher per realm, so calls are serialised.
+ */
+export function crc32OfBlobFast(blob: Blob): Promise<string> {
+  const run = lock.then(() => wasmCrc(blob))
+  lock = run.catch(() => undefined)
+  return run
+}
+
+let lock: Promise<unknown> = Promise.resolve()
+
+async function wasmCrc(blob: Blob): Promise<string> {
+  const h = await hasher()
+  if (!h) return crc32OfBlob(blob)
+  h.init()
+  for (let offset = 0; offset < blob.size; offset += READ_SLICE) {
+    const buf = await blob.slice(offset, Math.min(blob.size, offset + READ_SLICE)).arrayBuffer()
+    h.update(new Uint8Array(buf))
+  }
+  return crc32Base64(Number.parseInt(h.digest('hex'), 16) >>> 0)
 }

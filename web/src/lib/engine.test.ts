@@ -1,8 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parseConfig } from './config'
 import { crc32, crc32Base64, crc32OfBlob, crc32Update } from './crc32'
 import { backoffDelays, missingParts, partCount, partRange, RateEstimator } from './progress'
-import { expirySeconds, SignBatcher, signedHeaders } from './signBatcher'
+import { PartSigner } from './partSigner'
+import { expirySeconds, signedHeaders } from './signing'
 import { MemoryStorage, UploadStore, type SavedSession } from './storage'
 
 const enc = new TextEncoder()
@@ -76,60 +77,157 @@ describe('RateEstimator', () => {
   })
 })
 
-describe('SignBatcher', () => {
-  beforeEach(() => vi.useFakeTimers())
-  afterEach(() => vi.useRealTimers())
+describe('PartSigner', () => {
   const now = Date.parse('2030-01-01T00:00:00Z')
+  const names = new WeakMap<Blob, string>()
+  const blob = (n: number) => {
+    const b = new Blob([`part-${n}`])
+    names.set(b, `part-${n}`)
+    return b
+  }
 
-  it('coalesces calls made together into one request with their checksums', async () => {
-    const call = vi.fn(async (numbers: number[], _checksums?: Record<string, string>) => ({
-      urls: Object.fromEntries(numbers.map((n) => [String(n), `https://s3/part${n}`])),
-      expires_at: '2030-01-01T00:15:00Z',
-    }))
-    const batcher = new SignBatcher(call, 3, () => now)
-    const a = batcher.sign(1, 'AAAAAA==')
-    const b = batcher.sign(2, 'AAAAAQ==')
-    await vi.advanceTimersByTimeAsync(5)
-    expect(call).toHaveBeenCalledTimes(1)
-    expect(call.mock.calls[0]).toEqual([[1, 2], { '1': 'AAAAAA==', '2': 'AAAAAQ==' }])
-    await expect(a).resolves.toEqual({
-      url: 'https://s3/part1',
-      headers: { 'x-amz-checksum-crc32': 'AAAAAA==', 'x-amz-sdk-checksum-algorithm': 'CRC32' },
+  function setup(partCount: number, ahead = 4, expiresAt = '2030-01-01T00:15:00Z') {
+    const calls: { numbers: number[]; checksums?: Record<string, string> }[] = []
+    let clock = now
+    const signer = new PartSigner({
+      partSize: 10,
+      partCount,
+      slice: blob,
+      checksum: async (b) => `crc(${names.get(b)})`,
+      call: async (numbers, checksums) => {
+        calls.push({ numbers, checksums })
+        return {
+          urls: Object.fromEntries(numbers.map((n) => [String(n), `https://s3/p${n}?v${calls.length}`])),
+          expires_at: expiresAt,
+        }
+      },
+      ahead,
+      now: () => clock,
+    })
+    return { signer, calls, tick: (ms: number) => (clock += ms) }
+  }
+
+  it('signs the first part at once, then batches the parts whose checksums were computed meanwhile', async () => {
+    const { signer, calls } = setup(10)
+    const first = await signer.sign(1, blob(1))
+    expect(calls[0]).toEqual({ numbers: [1], checksums: { '1': 'crc(part-1)' } })
+    expect(first).toEqual({
+      url: 'https://s3/p1?v1',
+      headers: { 'x-amz-checksum-crc32': 'crc(part-1)', 'x-amz-sdk-checksum-algorithm': 'CRC32' },
       expiresIn: 900,
     })
-    await expect(b).resolves.toMatchObject({ url: 'https://s3/part2' })
+    // Parts 2..5 were checksummed in the background while part 1 was signed.
+    expect((await signer.sign(2, blob(2))).url).toBe('https://s3/p2?v2')
+    expect(calls[1]!.numbers).toEqual([2, 3, 4, 5])
+    expect(calls[1]!.checksums).toEqual({ '2': 'crc(part-2)', '3': 'crc(part-3)', '4': 'crc(part-4)', '5': 'crc(part-5)' })
+    for (const n of [3, 4, 5]) expect((await signer.sign(n, blob(n))).url).toBe(`https://s3/p${n}?v2`)
+    expect(calls).toHaveLength(2)
+    expect((await signer.sign(6, blob(6))).url).toBe('https://s3/p6?v3')
+    expect(calls[2]!.numbers).toEqual([6, 7, 8, 9])
   })
 
-  it('prefers the headers the API says it signed', async () => {
-    const batcher = new SignBatcher(
-      async () => ({ urls: { '3': 'u3' }, headers: { '3': { 'x-amz-checksum-crc32': 'Zm9vYg==', 'x-amz-sdk-checksum-algorithm': 'CRC32' } }, expires_at: '' }),
-      1,
-    )
-    const p = batcher.sign(3, 'Zm9vYg==')
-    await vi.advanceTimersByTimeAsync(2)
-    await expect(p).resolves.toEqual({ url: 'u3', headers: { 'x-amz-checksum-crc32': 'Zm9vYg==', 'x-amz-sdk-checksum-algorithm': 'CRC32' }, expiresIn: undefined })
+  it('waits for a batch already signing the part instead of signing it twice', async () => {
+    const { signer, calls } = setup(10)
+    await signer.sign(1, blob(1))
+    const [a, b] = await Promise.all([signer.sign(2, blob(2)), signer.sign(3, blob(3))])
+    expect(a.url).toBe('https://s3/p2?v2')
+    expect(b.url).toBe('https://s3/p3?v2')
+    expect(calls).toHaveLength(2)
   })
 
-  it('splits at 100 parts per call and propagates failures', async () => {
-    const sizes: number[] = []
-    const batcher = new SignBatcher(async (numbers) => {
-      sizes.push(numbers.length)
-      if (numbers.includes(150)) throw new Error('sign failed')
-      return { urls: Object.fromEntries(numbers.map((n) => [String(n), `u${n}`])), expires_at: '' }
-    }, 3)
-    const all = Array.from({ length: 150 }, (_, i) => batcher.sign(i + 1).then(() => 'ok', (e: Error) => e.message))
-    await vi.advanceTimersByTimeAsync(5)
-    const results = await Promise.all(all)
-    expect(sizes).toEqual([100, 50])
-    expect(results.slice(0, 100).every((r) => r === 'ok')).toBe(true)
-    expect(results.slice(100).every((r) => r === 'sign failed')).toBe(true)
+  it('coalesces the parts asked for during a sign call into the next call', async () => {
+    const calls: number[][] = []
+    let release: () => void = () => undefined
+    const gate = new Promise<void>((r) => (release = r))
+    const signer = new PartSigner({
+      partSize: 1,
+      partCount: 300,
+      slice: blob,
+      checksum: null,
+      ahead: 0,
+      call: async (numbers) => {
+        calls.push(numbers)
+        if (calls.length === 1) await gate
+        return { urls: Object.fromEntries(numbers.map((n) => [String(n), `u${n}`])), expires_at: '' }
+      },
+    })
+    const first = signer.sign(1, blob(1))
+    await Promise.resolve()
+    const more = Array.from({ length: 150 }, (_, i) => signer.sign(i + 2, blob(i + 2)))
+    release()
+    const urls = await Promise.all([first, ...more])
+    expect(urls.map((u) => u.url)).toEqual(Array.from({ length: 151 }, (_, i) => `u${i + 1}`))
+    expect(calls.map((c) => c.length)).toEqual([1, 100, 50])
   })
 
-  it('rejects a part the API did not sign', async () => {
-    const batcher = new SignBatcher(async () => ({ urls: {}, expires_at: '' }), 1)
-    const p = expect(batcher.sign(9)).rejects.toThrow(/no URL for part 9/)
-    await vi.advanceTimersByTimeAsync(2)
-    await p
+  it('gives a retried part a fresh URL', async () => {
+    const { signer, calls } = setup(3)
+    await signer.sign(2, blob(2))
+    const again = await signer.sign(2, blob(2))
+    expect(again.url).toBe('https://s3/p2?v2')
+    expect(calls[1]!.numbers[0]).toBe(2)
+  })
+
+  it('re-signs a cached URL about to expire', async () => {
+    const { signer, calls, tick } = setup(4, 4, '2030-01-01T00:02:00Z')
+    await signer.sign(1, blob(1))
+    tick(90_000) // 30 s left: under the margin
+    expect((await signer.sign(2, blob(2))).url).toBe('https://s3/p2?v2')
+    expect(calls).toHaveLength(2)
+  })
+
+  it('never signs ahead parts S3 already has, nor past the last part', async () => {
+    const { signer, calls } = setup(6)
+    signer.markStored([2, 3])
+    await signer.sign(1, blob(1))
+    await signer.sign(4, blob(4))
+    expect(calls.map((c) => c.numbers)).toEqual([[1], [4, 5, 6]])
+  })
+
+  it('without checksums: no checksums, no checksum headers', async () => {
+    const calls: (Record<string, string> | undefined)[] = []
+    const signer = new PartSigner({
+      partSize: 1,
+      partCount: 2,
+      slice: blob,
+      checksum: null,
+      call: async (numbers, checksums) => {
+        calls.push(checksums)
+        return { urls: Object.fromEntries(numbers.map((n) => [String(n), `u${n}`])), expires_at: '' }
+      },
+    })
+    expect(await signer.sign(1, blob(1))).toEqual({ url: 'u1', headers: {}, expiresIn: undefined })
+    expect(calls).toEqual([undefined])
+  })
+
+  it('prefers the headers the API says it signed, and fails on a missing URL', async () => {
+    const signer = new PartSigner({
+      partSize: 1,
+      partCount: 2,
+      slice: blob,
+      checksum: async () => 'Zm9vYg==',
+      call: async () => ({
+        urls: { '1': 'u1' },
+        headers: { '1': { 'x-amz-checksum-crc32': 'Zm9vYg==', 'x-amz-sdk-checksum-algorithm': 'CRC32' } },
+        expires_at: '',
+      }),
+    })
+    expect((await signer.sign(1, blob(1))).headers).toEqual({ 'x-amz-checksum-crc32': 'Zm9vYg==', 'x-amz-sdk-checksum-algorithm': 'CRC32' })
+    await expect(signer.sign(2, blob(2))).rejects.toThrow(/no URL for part 2/)
+  })
+
+  it('propagates a failed sign call to every waiter', async () => {
+    const signer = new PartSigner({
+      partSize: 1,
+      partCount: 3,
+      slice: blob,
+      checksum: null,
+      call: async () => {
+        throw new Error('sign failed')
+      },
+    })
+    const results = await Promise.allSettled([signer.sign(1, blob(1)), signer.sign(2, blob(2))])
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected'])
   })
 
   it('helpers', () => {
@@ -188,5 +286,19 @@ describe('parseConfig', () => {
     expect(() => parseConfig(null)).toThrow()
     expect(() => parseConfig({ apiUrl: 'ftp://x' })).toThrow(/apiUrl/)
     expect(() => parseConfig({})).toThrow(/apiUrl/)
+  })
+})
+
+describe('crc32OfBlobFast (WebAssembly)', () => {
+  it('agrees with the JS implementation, also when called concurrently', async () => {
+    const { crc32OfBlobFast } = await import('./crc32')
+    const blobs = [0, 1, 5 * 1024 * 1024 + 17].map((size) => {
+      const bytes = new Uint8Array(size)
+      for (let i = 0; i < size; i++) bytes[i] = (i * 131 + size) & 0xff
+      return bytes
+    })
+    const fast = await Promise.all(blobs.map((b) => crc32OfBlobFast(new Blob([b]))))
+    expect(fast).toEqual(blobs.map((b) => crc32Base64(crc32(b))))
+    expect(await crc32OfBlobFast(new Blob([enc.encode('123456789')]))).toBe('y/Q5Jg==')
   })
 })

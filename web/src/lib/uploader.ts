@@ -5,8 +5,9 @@
 //                            because Uppy asks getChunkSize *before* it creates the
 //                            upload and the part size is the server's to choose)
 //   getChunkSize           → that session's part_size
-//   signPart               → POST /uploads/{id}/parts (CRC32 of the part in a worker,
-//                            calls coalesced by SignBatcher; the PUT carries the signed
+//   signPart               → POST /uploads/{id}/parts (CRC32 of the part in a worker; the
+//                            part asked for and up to 15 following parts signed in one
+//                            call by PartSigner; the PUT carries the signed
 //                            x-amz-checksum-crc32 + x-amz-sdk-checksum-algorithm headers)
 //   listParts              → GET /uploads/{id}/parts
 //   completeMultipartUpload→ POST /uploads/{id}/complete with {part_number, etag}
@@ -22,8 +23,8 @@ import Uppy from '@uppy/core'
 import { ApiClient, ApiError, describeError } from './api'
 import { ChecksumPool } from './checksum'
 import { fingerprint } from './fingerprint'
-import { backoffDelays } from './progress'
-import { SignBatcher } from './signBatcher'
+import { backoffDelays, partRange } from './progress'
+import { PartSigner } from './partSigner'
 import type { SavedSession, UploadStore } from './storage'
 import type { CompleteResponse } from './types'
 
@@ -95,7 +96,7 @@ export class UploadController {
   private readonly api: ApiClient
   private readonly uppy: Uppy
   private readonly pool: ChecksumPool
-  private readonly batcher: SignBatcher
+  private readonly signer: PartSigner
   private readonly fileId: string
   private cancelRequested = false
   private abortPromise: Promise<void> | null = null
@@ -107,8 +108,14 @@ export class UploadController {
     this.session = prepared.session
     const { upload_id: id, token, key, part_size: partSize } = prepared.session
     this.pool = new ChecksumPool(2)
-    this.batcher = new SignBatcher((numbers, checksums) => api.signParts(id, token, numbers, checksums))
     const useChecksums = prepared.checksums
+    this.signer = new PartSigner({
+      partSize,
+      partCount: prepared.session.part_count,
+      slice: (n) => file.slice(...partRange(n, partSize, file.size)),
+      checksum: useChecksums ? (blob) => this.pool.checksum(blob) : null,
+      call: (numbers, checksums) => api.signParts(id, token, numbers, checksums),
+    })
 
     this.uppy = new Uppy({ id: `upflow-${id}`, autoProceed: false, allowMultipleUploadBatches: true })
     this.uppy.use(AwsS3, {
@@ -119,15 +126,17 @@ export class UploadController {
       createMultipartUpload: async () => ({ uploadId: id, key }),
       listParts: async (_file, { signal }) => {
         const parts = await api.listParts(id, token, signal)
+        this.signer.markStored(parts.map((p) => p.part_number))
         const bytes = parts.reduce((n, p) => n + p.size, 0)
         events.onAlreadyUploaded?.(bytes, parts.length)
         return parts.map((p) => ({ PartNumber: p.part_number, Size: p.size, ETag: p.etag }))
       },
       signPart: async (_file, { partNumber, body, signal }) => {
-        const checksum = useChecksums ? await this.pool.checksum(body) : undefined
         signal?.throwIfAborted()
-        const signed = await this.batcher.sign(partNumber, checksum)
-        return { method: 'PUT' as const, url: signed.url, headers: signed.headers, expires: signed.expiresIn }
+        const signed = await this.signer.sign(partNumber, body)
+        // No `expires`: Uppy would turn it into a PUT timeout, killing slow large parts.
+        // An expired URL is answered 403 "Request has expired" by S3; Uppy then re-signs.
+        return { method: 'PUT' as const, url: signed.url, headers: signed.headers }
       },
       completeMultipartUpload: async (_file, { parts, signal }) => {
         events.onCompleting()
@@ -145,7 +154,8 @@ export class UploadController {
     this.fileId = this.uppy.addFile({ name: file.name, type: 'text/csv', data: file, source: 'upflow' })
     if (prepared.resumed) {
       // Uppy's restore path: listParts first, then only the missing parts.
-      this.uppy.setFileState(this.fileId, { s3Multipart: { uploadId: id, key } } satisfies MultipartState as unknown as Parameters<Uppy["setFileState"]>[1])
+      const state: MultipartState = { s3Multipart: { uploadId: id, key } }
+      this.uppy.setFileState(this.fileId, state as unknown as Parameters<Uppy['setFileState']>[1])
     }
 
     this.uppy.on('upload-progress', (_file, progress) => {

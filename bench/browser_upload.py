@@ -1,0 +1,184 @@
+"""Browser vs CLI upload throughput: the same file, the same API and S3 endpoint, one run.
+
+    .venv/bin/python bench/browser_upload.py               # 512 MiB, a fresh local stack
+    .venv/bin/python bench/browser_upload.py --size-mib 128 --rounds 2
+
+Starts the local stack (moto server + resources + ``chalice local``; chunk
+workers paused so validation does not compete for the CPU), serves
+``web/dist`` with ``upflow.local.webserver`` on the origin the stack allowed,
+writes one CSV (a valid ``;`` file made by repeating a block of rows: the
+page's preflight must accept it), then uploads it
+
+* with the CLI: ``upflow upload FILE --api URL -q`` in a subprocess, timed
+  wall-clock (process start included, ~0.3 s);
+* with the page in headless Chromium (Debian's /usr/bin/chromium): choose
+  the file, wait for the preview, click "Start upload"; the time is the page's
+  own (``data-elapsed-ms``: from the click handler, POST /uploads included,
+  to the answer of POST /uploads/{id}/complete), so Playwright's polling
+  latency is not counted;
+
+and prints both MiB/s and the ratio browser / CLI (target >= 0.8). Each round
+uploads a file of a different name (a fresh upload, no resume).
+Both clients pay the same per-part costs: a sign call to the API (the page
+batches them when they coincide), a CRC32 of the part, a PUT to the same
+moto endpoint, whose single-threaded byte path bounds both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from upflow.local.processes import free_port  # noqa: E402
+from upflow.local.stack import WEB_DIST, LocalStack, start_stack  # noqa: E402
+from upflow.local.webserver import WebServer, serve_web  # noqa: E402
+
+MiB = 1024 * 1024
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VALID_CPFS = ["52998224725", "11144477735"]
+
+
+def write_csv(path: Path, size: int) -> None:
+    """A valid CSV of exactly ``size`` bytes: one header, a block of rows repeated, padded with a row."""
+    rows = [
+        f"{VALID_CPFS[i % len(VALID_CPFS)]};Cliente {i:06d};{(i * 37) % 100000},{i % 100:02d};2026-07-01\n"
+        for i in range(8192)
+    ]
+    block = "".join(rows).encode()
+    header = b"documento;nome;valor;data\n"
+    with path.open("wb") as out:
+        written = out.write(header)
+        while written + len(block) <= size:
+            written += out.write(block)
+        rest = size - written
+        for row in rows:
+            encoded = row.encode()
+            if len(encoded) > rest:
+                break
+            written += out.write(encoded)
+            rest -= len(encoded)
+        if rest > 0:  # pad the last field of a final row to land on the exact size
+            stem = f"{VALID_CPFS[0]};Cliente;1,00;"
+            filler = max(0, rest - len(stem) - 1)
+            written += out.write((stem + "x" * filler + "\n").encode()[:rest])
+
+
+def cli_upload(path: Path, api_url: str, home: Path, concurrency: int | None) -> float:
+    env = {**os.environ, "UPFLOW_HOME": str(home)}
+    extra = ["--concurrency", str(concurrency)] if concurrency else []
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "upflow.cli", "upload", str(path), "--api", api_url, "-q", *extra],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
+def browser_upload(web_url: str, path: Path) -> float:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context().new_page()
+            page.goto(web_url)
+            page.get_by_test_id("file-input").set_input_files(str(path))
+            start = page.get_by_test_id("start-button")
+            start.wait_for(timeout=60_000)
+            start.click()
+            page.wait_for_selector(
+                ", ".join(f'[data-testid=upload-phase][data-phase="{p}"]' for p in ("uploaded", "failed")),
+                timeout=3_600_000,
+            )
+            phase = page.get_by_test_id("upload-phase")
+            if phase.get_attribute("data-phase") != "uploaded":
+                raise RuntimeError(
+                    f"the page's upload failed: {page.get_by_test_id('error-message').inner_text()}"
+                )
+            # The page's own clock: from the click's handler to S3's CompleteMultipartUpload answer.
+            return int(phase.get_attribute("data-elapsed-ms") or "0") / 1000
+        finally:
+            browser.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=1, help="alternate CLI and browser this many times")
+    parser.add_argument("--cli-concurrency", type=int, default=None, help="CLI parts in flight")
+    args = parser.parse_args(argv)
+    if not (WEB_DIST / "index.html").is_file():
+        print(f"{WEB_DIST}/index.html is missing: run `make web` first", file=sys.stderr)
+        return 2
+
+    size = args.size_mib * MiB
+    web_port = free_port()
+    with tempfile.TemporaryDirectory(prefix="upflow-bench-") as tmp:
+        work = Path(tmp)
+        stack: LocalStack = start_stack(
+            moto_port=free_port(),
+            api_port=free_port(),
+            web_port=web_port,
+            chunk_workers=1,
+            stack_name="bench",
+            log_dir=work / "logs",
+            serve_page=False,
+        )
+        web: WebServer | None = None
+        try:
+            stack.pause_chunk_workers()
+            origin = urlsplit(stack.env["UPFLOW_WEB_ORIGIN"])
+            web = serve_web(WEB_DIST, origin.hostname or "127.0.0.1", origin.port or web_port, stack.api_url)
+            cli_times: list[float] = []
+            page_times: list[float] = []
+            for round_ in range(args.rounds):
+                for who in ("cli", "browser"):
+                    path = work / f"bench-{who}-{round_}.csv"
+                    write_csv(path, size)
+                    if who == "cli":
+                        home = work / "cli-home"
+                        cli_times.append(cli_upload(path, stack.api_url, home, args.cli_concurrency))
+                    else:
+                        page_times.append(browser_upload(web.url, path))
+                    path.unlink()
+                    last = (cli_times if who == "cli" else page_times)[-1]
+                    print(f"round {round_ + 1} {who:7s}: {size / MiB / last:7.1f} MiB/s", flush=True)
+        finally:
+            if web is not None:
+                web.close()
+            stack.stop()
+
+    cli_rate = size / MiB / min(cli_times)
+    page_rate = size / MiB / min(page_times)
+    print(f"file: {args.size_mib} MiB, endpoint: local stack (moto server), best of {args.rounds}")
+    print(f"CLI (upflow upload): {cli_rate:7.1f} MiB/s")
+    print(f"browser (Chromium):  {page_rate:7.1f} MiB/s")
+    ratio = page_rate / cli_rate
+    print(f"ratio browser/CLI:   {ratio:7.2f} (target >= 0.80) {'OK' if ratio >= 0.8 else 'BELOW TARGET'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,410 @@
+"""The upload page in real Chromium against the real local stack.
+
+moto server + resources + ``chalice local`` + queue pump come from the
+session ``stack`` fixture (tests/conftest.py); the page is ``web/dist`` served
+by ``upflow.local.webserver.serve_web`` on the origin the stack allowed for
+CORS (the API and the bucket's CORS rules name it). Chromium is Debian's
+(/usr/bin/chromium), driven by Playwright's sync API.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from csvgen import Expected, generate
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from upflow.local.stack import WEB_DIST, LocalStack
+from upflow.local.webserver import WebServer, serve_web
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS.mkdir(parents=True, exist_ok=True)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+MiB = 1024 * 1024
+FINAL = ("completed", "completed_with_errors", "failed")
+
+
+# --- fixtures ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def web_url(stack: LocalStack) -> Iterator[str]:
+    """The page's URL: the stack's own server if it serves one, else ours on the allowed origin."""
+    if stack.web_url:
+        yield stack.web_url
+        return
+    if not (WEB_DIST / "index.html").is_file():
+        pytest.fail(f"{WEB_DIST}/index.html is missing: run `make web` (npm run build) first")
+    origin = urlsplit(stack.env.get("UPFLOW_WEB_ORIGIN", ""))
+    if not origin.hostname or not origin.port:
+        pytest.fail("the stack has no UPFLOW_WEB_ORIGIN with a port: the page would fail CORS")
+    server: WebServer = serve_web(WEB_DIST, origin.hostname, origin.port, stack.api_url)
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh profile per test: empty localStorage, so no upload is resumed by accident."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1100})
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@dataclass
+class CsvFile:
+    path: Path
+    data: bytes
+    expected: Expected
+
+
+@pytest.fixture(scope="module")
+def big_csv(tmp_path_factory: pytest.TempPathFactory) -> CsvFile:
+    """≥ 64 MiB of ``;``-separated rows with planted errors (9 parts of 8 MiB)."""
+    data, expected = generate(64 * MiB + 123_457, seed=11)
+    assert len(data) >= 64 * MiB
+    path = tmp_path_factory.mktemp("e2e") / "pagamentos.csv"
+    path.write_bytes(data)
+    return CsvFile(path, data, expected)
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def br_count(n: int) -> str:
+    """The page's pt-BR count format: 1.234.567."""
+    return f"{n:,}".replace(",", ".")
+
+
+def br_money(amount: Decimal) -> str:
+    """The page's BRL format: R$ 1.234,56 (exact, from the decimal)."""
+    quantized = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    sign = "-" if quantized < 0 else ""
+    units, cents = f"{abs(quantized):.2f}".split(".")
+    return f"{sign}R$ {int(units):,}".replace(",", ".") + f",{cents}"
+
+
+def is_part_put(request: Request, endpoint: str) -> bool:
+    return request.method == "PUT" and request.url.startswith(endpoint) and "partNumber=" in request.url
+
+
+def part_number(url: str) -> int:
+    return int(parse_qs(urlsplit(url).query)["partNumber"][0])
+
+
+def choose_and_start(page: Page, path: Path, expect_resume: bool = False) -> None:
+    page.get_by_test_id("file-input").set_input_files(str(path))
+    start = page.get_by_test_id("start-button")
+    start.wait_for(timeout=30_000)
+    assert start.inner_text() == ("Resume upload" if expect_resume else "Start upload")
+    start.click()
+
+
+def wait_for(page: Page, predicate: Callable[[], bool], timeout: float, message: str) -> None:
+    """Poll ``predicate`` while letting Playwright dispatch events (route handlers run meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        page.wait_for_timeout(200)
+    raise AssertionError(message)
+
+
+def wait_uploaded(page: Page, timeout_ms: float = 240_000) -> None:
+    page.wait_for_selector('[data-testid=upload-phase][data-phase="uploaded"]', timeout=timeout_ms)
+
+
+def wait_final_status(page: Page, timeout_s: float = 900, shot: str = "e2e-status-timeout.png") -> str:
+    """Wait for a final status; on time-out, keep a screenshot and say where processing stood."""
+    selector = ", ".join(f'[data-testid=status-text][data-status="{s}"]' for s in FINAL)
+    try:
+        page.wait_for_selector(selector, timeout=timeout_s * 1000)
+    except PlaywrightTimeoutError:
+        page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+        panel = page.get_by_test_id("status-panel")
+        seen = panel.inner_text() if panel.count() else page.inner_text("body")
+        raise AssertionError(f"no final status within {timeout_s:.0f} s; the page shows:\n{seen}") from None
+    return str(page.get_by_test_id("status-text").get_attribute("data-status"))
+
+
+def saved_session(page: Page) -> dict[str, Any]:
+    """The {upload_id, token, key, part_size, …} the page keeps in localStorage for resuming."""
+    raw = page.evaluate(
+        "() => Object.keys(localStorage).filter(k => k.startsWith('upflow.session.'))"
+        ".map(k => localStorage.getItem(k))"
+    )
+    assert len(raw) == 1, f"expected one saved session, found {raw!r}"
+    session: dict[str, Any] = json.loads(raw[0])
+    return session
+
+
+def recent_upload(page: Page) -> dict[str, Any]:
+    raw = page.evaluate("() => localStorage.getItem('upflow.recent')")
+    items: list[dict[str, Any]] = json.loads(raw)
+    return items[0]
+
+
+# --- tests -------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(1500)
+def test_upload_reaches_completed_with_errors_with_right_counts(
+    context: BrowserContext, web_url: str, big_csv: CsvFile, stack: LocalStack
+) -> None:
+    """(1) A 64 MiB CSV with planted errors: preview, upload, processing, the right numbers on screen."""
+    page = context.new_page()
+    page.goto(web_url)
+    page.get_by_test_id("file-input").set_input_files(str(big_csv.path))
+    page.get_by_test_id("preview").wait_for(timeout=30_000)
+    assert page.get_by_test_id("preview-delimiter").inner_text() == "semicolon (;)"
+    assert "documento" in page.get_by_test_id("preview-columns").inner_text()
+    page.get_by_test_id("start-button").click()
+
+    bar = page.get_by_test_id("progress-bar")
+    bar.wait_for()
+    assert bar.get_attribute("role") == "progressbar"
+    wait_uploaded(page)
+    assert bar.get_attribute("aria-valuenow") == "100"
+
+    status = wait_final_status(page)
+    exp = big_csv.expected
+    page.screenshot(path=str(ARTIFACTS / "e2e-upload-finished.png"), full_page=True)
+    assert status == "completed_with_errors", page.get_by_test_id("status-panel").inner_text()
+    assert page.get_by_test_id("status-text").inner_text() == "Completed with errors"
+    assert page.get_by_test_id("rows-valid").inner_text() == br_count(exp.rows_valid)
+    assert page.get_by_test_id("rows-invalid").inner_text() == br_count(exp.rows_invalid)
+    assert page.get_by_test_id("amount-valid").inner_text() == br_money(exp.amount_valid)
+    first_errors = page.get_by_test_id("first-errors")
+    first_line = int(first_errors.locator("tbody tr").first.locator("td").first.inner_text())
+    assert first_line == exp.error_lines[0][0]
+    assert page.get_by_test_id("download-report").is_visible()
+    # The finished upload is in the recent list, and the resume session was dropped.
+    assert page.get_by_test_id("recent-uploads").inner_text().startswith(big_csv.path.name)
+    assert (
+        page.evaluate("() => Object.keys(localStorage).some(k => k.startsWith('upflow.session.'))") is False
+    )
+
+
+def test_upload_survives_aborted_part_puts_byte_identical(
+    context: BrowserContext, web_url: str, big_csv: CsvFile, stack: LocalStack, s3: Any
+) -> None:
+    """(2) About 1 PUT in 5 is cut by the network; retries finish the upload and S3 holds the same bytes."""
+    page = context.new_page()
+    counts = {"puts": 0, "aborted": 0}
+
+    def flaky(route: Route) -> None:
+        if not is_part_put(route.request, stack.endpoint):
+            route.continue_()
+            return
+        counts["puts"] += 1
+        if counts["puts"] % 5 == 2:
+            counts["aborted"] += 1
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route(f"{stack.endpoint}/**", flaky)
+    page.goto(web_url)
+    choose_and_start(page, big_csv.path)
+    wait_uploaded(page)
+
+    assert counts["aborted"] >= 1, counts
+    recent = recent_upload(page)
+    status = page.request.get(
+        f"{stack.api_url}/uploads/{recent['upload_id']}",
+        headers={"Authorization": f"Bearer {recent['token']}"},
+    ).json()
+    stored = s3.get_object(Bucket=stack.names.bucket, Key=status["key"])["Body"].read()
+    assert len(stored) == len(big_csv.data)
+    assert stored == big_csv.data
+
+
+def test_reload_mid_upload_resumes_without_resending_parts(
+    context: BrowserContext, web_url: str, big_csv: CsvFile, stack: LocalStack
+) -> None:
+    """(3) Reload while parts are missing, choose the same file: only the missing parts are PUT."""
+    page = context.new_page()
+    allowed_before_reload = 3
+    state: dict[str, Any] = {"phase": "before", "allowed": 0, "after": []}
+
+    def gate(route: Route) -> None:
+        request = route.request
+        if not is_part_put(request, stack.endpoint):
+            route.continue_()
+        elif state["phase"] == "before":
+            if state["allowed"] < allowed_before_reload:
+                state["allowed"] += 1
+                route.continue_()
+            else:
+                route.abort("internetdisconnected")  # the rest never reach S3
+        else:
+            state["after"].append(part_number(request.url))
+            route.continue_()
+
+    page.route(f"{stack.endpoint}/**", gate)
+    page.goto(web_url)
+    choose_and_start(page, big_csv.path)
+
+    page.wait_for_function("() => Object.keys(localStorage).some(k => k.startsWith('upflow.session.'))")
+
+    def stored_parts() -> list[int]:
+        session = saved_session(page)
+        answer = page.request.get(
+            f"{stack.api_url}/uploads/{session['upload_id']}/parts",
+            headers={"Authorization": f"Bearer {session['token']}"},
+        ).json()
+        return sorted(p["part_number"] for p in answer["parts"])
+
+    wait_for(
+        page, lambda: len(stored_parts()) == allowed_before_reload, 60, "the first parts never reached S3"
+    )
+    before = stored_parts()
+    session = saved_session(page)
+    part_count = int(session["part_count"])
+    assert part_count == 9  # 64 MiB + a bit, in 8 MiB parts
+
+    page.reload()  # PUTs the old page still tries during the reload stay blocked: they never reach S3
+    state["phase"] = "after"
+    choose_and_start(page, big_csv.path, expect_resume=True)
+    wait_uploaded(page)
+
+    sent_after = state["after"]
+    assert not set(sent_after) & set(before), (
+        f"parts {before} were already on S3 but sent again: {sent_after}"
+    )
+    assert set(sent_after) | set(before) == set(range(1, part_count + 1))
+    assert sorted(sent_after) == sorted(set(sent_after)), f"a part was sent twice: {sent_after}"
+    assert recent_upload(page)["upload_id"] == session["upload_id"]  # the same upload, resumed
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("notes.txt", b"documento;valor\n1;2\n", "is not a CSV file"),
+        ("empty.csv", b"", "is empty"),
+    ],
+)
+def test_bad_files_are_refused_before_any_request(
+    context: BrowserContext,
+    web_url: str,
+    stack: LocalStack,
+    tmp_path: Path,
+    name: str,
+    content: bytes,
+    message: str,
+) -> None:
+    """(4) Not a CSV, or empty: a message in words and not a single request to the API or S3."""
+    page = context.new_page()
+    page.goto(web_url)
+    page.get_by_test_id("file-input").wait_for()
+    page.wait_for_load_state("networkidle")
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            sent.append(f"{r.method} {r.url}") if r.url.startswith((stack.api_url, stack.endpoint)) else None
+        ),
+    )
+    path = tmp_path / name
+    path.write_bytes(content)
+    page.get_by_test_id("file-input").set_input_files(str(path))
+    error = page.get_by_test_id("error-message")
+    error.wait_for(timeout=10_000)
+    assert message in error.inner_text()
+    assert name in error.inner_text()
+    assert page.get_by_test_id("start-button").count() == 0
+    page.wait_for_timeout(500)
+    assert sent == []
+
+
+def test_pause_resume_and_cancel(
+    context: BrowserContext, web_url: str, big_csv: CsvFile, stack: LocalStack, tmp_path: Path
+) -> None:
+    """Pause stops part PUTs, resume finishes the upload; cancel sends DELETE and the server says aborted."""
+    head = big_csv.data[: 24 * MiB]
+    head = head[: head.rindex(b"\n") + 1]
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    # ~4 MiB/s upstream: slow enough to press the buttons mid-upload.
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 4 * MiB},
+    )
+    puts: list[str] = []
+    deletes: list[str] = []
+
+    def track(request: Request) -> None:
+        if is_part_put(request, stack.endpoint):
+            puts.append(request.url)
+        elif request.method == "DELETE" and request.url.startswith(stack.api_url):
+            deletes.append(request.url)
+
+    page.on("request", track)
+    page.goto(web_url)
+
+    paused_file = tmp_path / "pausa.csv"
+    paused_file.write_bytes(head)
+    choose_and_start(page, paused_file)
+    wait_for(page, lambda: len(puts) >= 1, 30, "no part PUT started")
+    page.get_by_test_id("pause-button").click()
+    page.wait_for_selector('[data-testid=upload-phase][data-phase="paused"]')
+    page.wait_for_timeout(300)
+    sent_when_paused = len(puts)
+    page.wait_for_timeout(2000)
+    assert len(puts) == sent_when_paused, "part PUTs went on while paused"
+    resume = page.get_by_test_id("resume-button")
+    resume.focus()
+    page.keyboard.press("Enter")  # keyboard usable
+    wait_uploaded(page, timeout_ms=120_000)
+    assert len(puts) > sent_when_paused
+
+    cancelled_file = tmp_path / "cancela.csv"
+    cancelled_file.write_bytes(head)
+    choose_and_start(page, cancelled_file)
+    wait_for(page, lambda: len(puts) > sent_when_paused + 4, 30, "the second upload sent no part")
+    session = saved_session(page)
+    page.get_by_test_id("cancel-button").click()
+    page.wait_for_selector('[data-testid=upload-phase][data-phase="cancelled"]', timeout=30_000)
+    assert deletes == [f"{stack.api_url}/uploads/{session['upload_id']}"]
+    status = page.request.get(
+        f"{stack.api_url}/uploads/{session['upload_id']}",
+        headers={"Authorization": f"Bearer {session['token']}"},
+    ).json()
+    assert status["status"] == "aborted"
+    assert (
+        page.evaluate("() => Object.keys(localStorage).some(k => k.startsWith('upflow.session.'))") is False
+    )

@@ -1,0 +1,188 @@
+// Signs part URLs ahead. Checksums of the next parts are computed in the
+// background (CRC32 workers) while earlier parts upload. One sign call is in
+// flight at a time: the parts Uppy asked for meanwhile, plus the following
+// parts whose checksums are already known, go into the next
+// POST /uploads/{id}/parts (≤ 100). Most parts thus find a URL ready, the API
+// sees one call per batch instead of one per part, and the first PUT does not
+// wait for a whole batch of checksums. A URL is handed out once: a second
+// request for the same part is a retry and gets a fresh signature, and so does
+// a cached URL close to its expiry.
+import { expirySeconds, signedHeaders, type SignCall, type SignedPart } from './signing'
+
+export const SIGN_AHEAD = 16
+/** Re-sign a cached URL that has less than this left. */
+export const EXPIRY_MARGIN_S = 60
+
+interface Entry {
+  part: SignedPart
+  expiresAtMs: number | null
+}
+
+export interface PartSignerOptions {
+  partSize: number
+  partCount: number
+  /** the bytes of part n (1-based), for checksumming parts ahead */
+  slice: (partNumber: number) => Blob
+  /** base64 CRC32 of a blob, or null when the upload does not use checksums */
+  checksum: ((blob: Blob) => Promise<string>) | null
+  call: SignCall
+  ahead?: number
+  now?: () => number
+}
+
+export const MAX_PARTS_PER_CALL = 100
+
+export class PartSigner {
+  private readonly partCount: number
+  private readonly ahead: number
+  private readonly now: () => number
+  private readonly slice: (partNumber: number) => Blob
+  private readonly checksum: ((blob: Blob) => Promise<string>) | null
+  private readonly call: SignCall
+  private readonly cache = new Map<number, Entry>()
+  private readonly handedOut = new Set<number>()
+  private readonly skip = new Set<number>()
+  private readonly sums = new Map<number, Promise<string>>()
+  private readonly ready = new Set<number>()
+  private readonly requested = new Set<number>()
+  private readonly failures = new Map<number, unknown>()
+  private pump: Promise<void> | null = null
+  /** sign calls made (for tests and diagnostics) */
+  calls = 0
+
+  constructor(opts: PartSignerOptions) {
+    this.partCount = opts.partCount
+    this.ahead = opts.ahead ?? SIGN_AHEAD
+    this.now = opts.now ?? Date.now
+    this.slice = opts.slice
+    this.checksum = opts.checksum
+    this.call = opts.call
+  }
+
+  /** Parts S3 already holds: never checksummed nor signed ahead. */
+  markStored(partNumbers: Iterable<number>): void {
+    for (const n of partNumbers) this.skip.add(n)
+  }
+
+  async sign(partNumber: number, body: Blob): Promise<SignedPart> {
+    if (this.handedOut.has(partNumber)) {
+      // A retry: its URL may have expired or been refused; never reuse it.
+      this.cache.delete(partNumber)
+      this.handedOut.delete(partNumber)
+    }
+    void this.checksumOf(partNumber, body)?.catch(() => undefined)
+    this.prefetch(partNumber)
+    let entry = this.fresh(partNumber)
+    for (let attempt = 0; !entry && attempt < 2; attempt++) {
+      await this.request(partNumber)
+      // Just signed: use it even if the server's expiry is shorter than our margin.
+      entry = this.cache.get(partNumber) ?? null
+      const failure = this.failures.get(partNumber)
+      this.failures.delete(partNumber)
+      if (!entry && failure !== undefined) throw failure
+    }
+    if (!entry) throw new Error(`the API returned no URL for part ${partNumber}`)
+    this.cache.delete(partNumber)
+    this.handedOut.add(partNumber)
+    const expiresIn =
+      entry.expiresAtMs == null ? undefined : expirySeconds(new Date(entry.expiresAtMs).toISOString(), this.now())
+    return { ...entry.part, expiresIn }
+  }
+
+  private fresh(partNumber: number): Entry | null {
+    const entry = this.cache.get(partNumber)
+    if (!entry) return null
+    if (entry.expiresAtMs != null && entry.expiresAtMs - this.now() < EXPIRY_MARGIN_S * 1000) {
+      this.cache.delete(partNumber)
+      return null
+    }
+    return entry
+  }
+
+  private waiting(n: number): boolean {
+    return !this.skip.has(n) && !this.handedOut.has(n) && !this.cache.has(n) && !this.requested.has(n)
+  }
+
+  private checksumOf(n: number, body?: Blob): Promise<string> | null {
+    if (!this.checksum) return null
+    let sum = this.sums.get(n)
+    if (!sum) {
+      sum = this.checksum(body ?? this.slice(n))
+      this.sums.set(n, sum)
+      sum.then(
+        () => this.ready.add(n),
+        () => this.sums.delete(n),
+      )
+    }
+    return sum
+  }
+
+  /** Start the checksums of the next parts nobody has asked for yet. */
+  private prefetch(partNumber: number): void {
+    if (!this.checksum) return
+    for (let n = partNumber + 1, k = 0; n <= this.partCount && k < this.ahead; n++) {
+      if (!this.waiting(n)) continue
+      k++
+      void this.checksumOf(n)?.catch(() => undefined)
+    }
+  }
+
+  /** Ask for `partNumber` in the next sign call; resolves when a call has handled it. */
+  private request(partNumber: number): Promise<void> {
+    this.requested.add(partNumber)
+    this.pump ??= this.runPump().finally(() => {
+      this.pump = null
+    })
+    return this.pump
+  }
+
+  /**
+   * One sign call at a time: the parts requested meanwhile, plus the parts
+   * ahead whose checksums are ready, go into the next call.
+   */
+  private async runPump(): Promise<void> {
+    while (this.requested.size > 0) {
+      for (const n of this.requested) if (this.fresh(n)) this.requested.delete(n)
+      const asked = [...this.requested].sort((a, b) => a - b).slice(0, MAX_PARTS_PER_CALL)
+      if (asked.length === 0) break
+      const numbers = this.plan(asked)
+      let checksums: Record<string, string> | undefined
+      try {
+        if (this.checksum) {
+          const values = await Promise.all(numbers.map((n) => this.checksumOf(n)))
+          checksums = Object.fromEntries(numbers.map((n, i) => [String(n), values[i]!]))
+        }
+        this.calls += 1
+        const answer = await this.call(numbers, checksums)
+        const parsed = answer.expires_at ? Date.parse(answer.expires_at) : Number.NaN
+        for (const n of numbers) {
+          const url = answer.urls[String(n)]
+          if (!url) continue
+          const headers = signedHeaders(answer.headers?.[String(n)], checksums?.[String(n)])
+          this.cache.set(n, {
+            part: { url, headers, expiresIn: undefined },
+            expiresAtMs: Number.isNaN(parsed) ? null : parsed,
+          })
+        }
+      } catch (error) {
+        for (const n of asked) this.failures.set(n, error)
+      } finally {
+        for (const n of asked) this.requested.delete(n)
+      }
+    }
+  }
+
+  /** The asked parts plus following parts that can be signed right now (checksum known). */
+  plan(asked: number[]): number[] {
+    const numbers = [...asked]
+    const chosen = new Set(asked)
+    const from = asked[0] ?? 1
+    const limit = Math.min(MAX_PARTS_PER_CALL, asked.length + this.ahead)
+    for (let n = from + 1; n <= this.partCount && numbers.length < limit; n++) {
+      if (chosen.has(n) || !this.waiting(n)) continue
+      if (this.checksum && !this.ready.has(n)) continue
+      numbers.push(n)
+    }
+    return numbers.sort((a, b) => a - b)
+  }
+}
