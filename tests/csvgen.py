@@ -84,7 +84,12 @@ class Expected:
 def generate(
     target_bytes: int, seed: int = 7, error_rate: float = 0.03, documents: int = 3000, crlf: bool = False
 ) -> tuple[bytes, Expected]:
-    """A ``;``-separated file of about ``target_bytes`` with planted errors."""
+    """A ``;``-separated file of about ``target_bytes`` with planted errors.
+
+    ``documents`` distinct documents repeat across rows. Each chunk writes one
+    DynamoDB update per distinct document it holds, and moto serves about a
+    hundred requests a second here, so tests keep this modest.
+    """
     rng = random.Random(seed)
     cpf, cnpj = CPF(), CNPJ()
     pool: list[tuple[str, str]] = []

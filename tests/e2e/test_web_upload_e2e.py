@@ -94,7 +94,7 @@ class CsvFile:
 @pytest.fixture(scope="module")
 def big_csv(tmp_path_factory: pytest.TempPathFactory) -> CsvFile:
     """≥ 64 MiB of ``;``-separated rows with planted errors (9 parts of 8 MiB)."""
-    data, expected = generate(64 * MiB + 123_457, seed=11)
+    data, expected = generate(64 * MiB + 123_457, seed=11, documents=400)
     assert len(data) >= 64 * MiB
     path = tmp_path_factory.mktemp("e2e") / "pagamentos.csv"
     path.write_bytes(data)

@@ -37,7 +37,7 @@ def cli(args: list[str], home: Path, timeout: float = 300) -> subprocess.Complet
 
 def test_upload_wait_json_check_report_and_retry(api_url: str, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    payload, expected = generate(3 * 1024 * 1024, seed=31, error_rate=0.05)
+    payload, expected = generate(3 * 1024 * 1024, seed=31, error_rate=0.05, documents=500)
     path = tmp_path / "payments.csv"
     path.write_bytes(payload)
     assert expected.rows_invalid > 0

@@ -76,7 +76,7 @@ def assert_matches(
 def test_a_large_file_is_validated_and_consolidated_exactly(
     api: Api, dynamodb: Any, stack: LocalStack
 ) -> None:
-    payload, expected = generate(50 * 1024 * 1024 + 12345, seed=11, documents=800)
+    payload, expected = generate(50 * 1024 * 1024 + 12345, seed=11, documents=600)
     created = api.upload_bytes(payload, filename="grande.csv")
     final = api.wait_final(created["upload_id"], created["token"], timeout=600)
     assert final["chunks"]["total"] == 7  # 50 MiB in 8 MiB chunks
@@ -87,7 +87,7 @@ def test_a_large_file_is_validated_and_consolidated_exactly(
 def test_every_chunk_delivered_twice_and_a_worker_killed_mid_chunk(
     api: Api, dynamodb: Any, stack: LocalStack, services: Services
 ) -> None:
-    payload, expected = generate(20 * MiB, seed=23, crlf=True)
+    payload, expected = generate(20 * MiB, seed=23, crlf=True, documents=400)
     stack.pause_chunk_workers()
     try:
         created = api.upload_bytes(payload, filename="duplicado.csv")
@@ -131,7 +131,7 @@ def test_every_chunk_delivered_twice_and_a_worker_killed_mid_chunk(
 def test_a_poison_chunk_goes_to_the_dlq_shows_failed_and_retry_recovers_it(
     api: Api, dynamodb: Any, s3: Any, sqs: Any, stack: LocalStack, services: Services
 ) -> None:
-    payload, expected = generate(256 * 1024, seed=5)
+    payload, expected = generate(256 * 1024, seed=5, documents=300)
     stack.pause_chunk_workers()
     try:
         created = api.upload_bytes(payload, filename="veneno.csv")
