@@ -31,7 +31,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         web_port=free_port(),
         chunk_workers=2,
         stack_name="test",
-        extra_env={"UPFLOW_RETRY_BACKOFF_SECONDS": "1"},
+        # Fast retries, and plan pages of 2 chunks so every multi-chunk upload in the
+        # suite is planned through the planner's self-re-enqueued continuation messages.
+        extra_env={"UPFLOW_RETRY_BACKOFF_SECONDS": "1", "UPFLOW_PLAN_PAGE_CHUNKS": "2"},
         log_dir=log_dir,
         serve_page=(WEB_DIST / "index.html").exists(),
     )

@@ -196,6 +196,7 @@ def runtime_config_from_env(env: Mapping[str, str] | None = None) -> RuntimeConf
         lifecycle_days=_int_env(env, "UPFLOW_LIFECYCLE_DAYS", base.lifecycle_days),
         chunk_batch_size=_int_env(env, "UPFLOW_CHUNK_BATCH_SIZE", base.chunk_batch_size),
         retry_backoff_seconds=_int_env(env, "UPFLOW_RETRY_BACKOFF_SECONDS", base.retry_backoff_seconds),
+        plan_page_chunks=_int_env(env, "UPFLOW_PLAN_PAGE_CHUNKS", base.plan_page_chunks),
     )
     secret = env.get("UPFLOW_TOKEN_SECRET", "")
     if not secret:
