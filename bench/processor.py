@@ -28,9 +28,9 @@ from upflow.core.detect import detect_format
 from upflow.core.money import MoneyError, parse_cents
 from upflow.core.rows import process_chunk, summarize
 from upflow.definition import Limits, MiB
+from upflow.testing.documents import random_cnpj, random_cpf
 
 HEADER = "documento;nome;valor;data\n"
-_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _NAMES = [
     "Maria Silva",
     "João Souza",
@@ -43,22 +43,6 @@ _NAMES = [
     "Pedro Alves",
     "Conceição Dias",
 ]
-
-
-def _cpf(rng: random.Random) -> str:
-    d = [rng.randrange(10) for _ in range(9)]
-    for n in (9, 10):
-        t = sum(d[i] * (n + 1 - i) for i in range(n)) * 10 % 11
-        d.append(0 if t == 10 else t)
-    return "".join(map(str, d))
-
-
-def _cnpj(rng: random.Random, alnum: bool) -> str:
-    chars = [rng.choice(_ALNUM if alnum else _ALNUM[:10]) for _ in range(12)]
-    for w in ((5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2), (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)):
-        r = sum((ord(c) - 48) * k for c, k in zip(chars, w, strict=False)) % 11
-        chars.append(str(0 if r < 2 else 11 - r))
-    return "".join(chars)
 
 
 def _render_doc(rng: random.Random, doc: str) -> str:
@@ -96,7 +80,7 @@ def _render_amount(rng: random.Random) -> str:
 def generate_csv(rows: int, seed: int = 7, error_rate: float = 0.05, pool: int = 20_000) -> bytes:
     """A ``documento;nome;valor;data`` CSV with ~``error_rate`` planted errors (UTF-8, accents, quotes)."""
     rng = random.Random(seed)
-    docs = [_cpf(rng) if k % 2 else _cnpj(rng, alnum=k % 4 == 0) for k in range(pool)]
+    docs = [random_cpf(rng) if k % 2 else random_cnpj(rng, alnum=k % 4 == 0) for k in range(pool)]
     out = io.StringIO()
     out.write(HEADER)
     for k in range(rows):

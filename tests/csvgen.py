@@ -15,23 +15,11 @@ from decimal import Decimal
 
 from validate_docbr import CNPJ, CPF
 
+from upflow.testing.documents import random_cnpj
+
 
 def _digits(value: str) -> str:
     return "".join(ch for ch in value if ch.isalnum()).upper()
-
-
-def _cnpj_alnum(rng: random.Random) -> str:
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    base = "".join(rng.choice(alphabet) for _ in range(12))
-
-    def check(body: str, weights: list[int]) -> str:
-        total = sum((ord(ch) - 48) * weight for ch, weight in zip(body, weights, strict=True))
-        rest = total % 11
-        return "0" if rest < 2 else str(11 - rest)
-
-    first = check(base, [5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2])
-    second = check(base + first, [6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2])
-    return base + first + second
 
 
 def _mask(document: str) -> str:
@@ -100,7 +88,7 @@ def generate(
         elif slot == 3:
             pool.append((_digits(cnpj.generate()), "cnpj"))
         else:
-            pool.append((_cnpj_alnum(rng), "cnpj"))
+            pool.append((random_cnpj(rng, alnum=True), "cnpj"))
     newline = "\r\n" if crlf else "\n"
     lines: list[str] = [f"documento;nome;valor;data{newline}"]
     size = len(lines[0])

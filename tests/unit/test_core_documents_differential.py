@@ -11,24 +11,7 @@ from upflow.core.detect import detect_format
 from upflow.core.documents import classify_document
 from upflow.core.rows import process_chunk
 from upflow.definition import Limits
-
-_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _cpf(rng: random.Random) -> str:
-    d = [rng.randrange(10) for _ in range(9)]
-    for n in (9, 10):
-        t = sum(d[i] * (n + 1 - i) for i in range(n)) * 10 % 11
-        d.append(0 if t == 10 else t)
-    return "".join(map(str, d))
-
-
-def _cnpj(rng: random.Random, alnum: bool) -> str:
-    chars = [rng.choice(_ALNUM if alnum else _ALNUM[:10]) for _ in range(12)]
-    for w in ((5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2), (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)):
-        r = sum((ord(c) - 48) * k for c, k in zip(chars, w, strict=False)) % 11
-        chars.append(str(0 if r < 2 else 11 - r))
-    return "".join(chars)
+from upflow.testing.documents import ALNUM, random_cnpj, random_cpf
 
 
 def _mutate(rng: random.Random, v: str) -> str:
@@ -62,12 +45,12 @@ def corpus(n: int, seed: int = 11) -> list[str]:
     while len(out) < n:
         k = rng.randrange(12)
         if k == 0:
-            v = _cpf(rng)
+            v = random_cpf(rng)
         elif k == 1:
-            c = _cpf(rng)
+            c = random_cpf(rng)
             v = f"{c[:3]}.{c[3:6]}.{c[6:9]}-{c[9:]}"
         elif k in (2, 3):
-            c = _cnpj(rng, alnum=k == 3)
+            c = random_cnpj(rng, alnum=k == 3)
             v = f"{c[:2]}.{c[2:5]}.{c[5:8]}/{c[8:12]}-{c[12:]}" if rng.random() < 0.5 else c
         elif k == 4:
             v = rng.choice("0123456789") * rng.choice([11, 14])
@@ -76,9 +59,9 @@ def corpus(n: int, seed: int = 11) -> list[str]:
         elif k == 6:
             v = "".join(rng.choice("0123456789.-/ aZx\n") for _ in range(rng.randrange(0, 20)))
         elif k == 7:
-            v = "".join(rng.choice(_ALNUM + _ALNUM.lower()) for _ in range(14))
+            v = "".join(rng.choice(ALNUM + ALNUM.lower()) for _ in range(14))
         else:
-            v = _mutate(rng, rng.choice([_cpf(rng), _cnpj(rng, True), _cnpj(rng, False)]))
+            v = _mutate(rng, rng.choice([random_cpf(rng), random_cnpj(rng, True), random_cnpj(rng, False)]))
         out.append(v)
     return out
 
