@@ -39,20 +39,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from upflow.definition import MiB  # noqa: E402
 from upflow.local.processes import free_port  # noqa: E402
 from upflow.local.stack import WEB_DIST, LocalStack, start_stack  # noqa: E402
 from upflow.local.webserver import WebServer, serve_web  # noqa: E402
+from upflow.testing.browser import launch_chromium  # noqa: E402
 
-MiB = 1024 * 1024
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 VALID_CPFS = ["52998224725", "11144477735"]
 
 
@@ -98,7 +90,7 @@ def browser_upload(web_url: str, path: Path) -> float:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_context().new_page()
             page.goto(web_url)

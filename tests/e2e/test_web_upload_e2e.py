@@ -23,23 +23,15 @@ from csvgen import Expected, generate
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from upflow.definition import MiB
 from upflow.local.stack import WEB_DIST, LocalStack
 from upflow.local.webserver import WebServer, serve_web
+from upflow.testing.browser import launch_chromium
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ARTIFACTS.mkdir(parents=True, exist_ok=True)
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-MiB = 1024 * 1024
 FINAL = ("completed", "completed_with_errors", "failed")
 
 
@@ -67,7 +59,7 @@ def web_url(stack: LocalStack) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = launch_chromium(playwright)
         try:
             yield chromium
         finally:
