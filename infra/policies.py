@@ -41,6 +41,9 @@ API_DYNAMODB_ACTIONS = (
     "dynamodb:Query",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
+    # POST /uploads/{id}/retry moves each failed chunk and the upload's counter in one transaction.
+    "dynamodb:TransactWriteItems",
+    "dynamodb:ConditionCheckItem",
 )
 PLANNER_DYNAMODB_ACTIONS = (
     "dynamodb:GetItem",
@@ -115,6 +118,7 @@ def planner_policy(
 ) -> PolicyDocument:
     return document(
         _allow(["s3:GetObject"], objects(bucket_arn, UPLOADS_PREFIX), "ReadUploads"),
+        _allow([S3_LIST_BUCKET], [bucket_arn], "ListUploadsBucket"),
         _allow(PLANNER_DYNAMODB_ACTIONS, [status_table_arn, results_table_arn], "Tables"),
         _allow(SQS_SEND_ACTIONS, [events_queue_arn, chunks_queue_arn], "SendEventsAndChunks"),
         _allow(SQS_CONSUME_ACTIONS, [events_queue_arn], "ConsumeEvents"),

@@ -56,3 +56,24 @@ def test_tls_only_policy_denies_insecure_transport():
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert statement["Resource"] == ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]
+
+
+def _granted(handler: str) -> set[tuple[str, str]]:
+    document = policies.function_policy(handler, ARNS)
+    return {
+        (action, resource)
+        for statement in document["Statement"]
+        for action in statement["Action"]
+        for resource in statement["Resource"]
+    }
+
+
+def test_the_api_can_run_the_retry_transaction_and_requeue_chunks():
+    granted = _granted("api_handler")
+    assert ("dynamodb:TransactWriteItems", ARNS.status_table) in granted
+    assert ("sqs:SendMessage", ARNS.chunks_queue) in granted
+    assert ("s3:GetObject", f"{ARNS.bucket}/reports/*") in granted  # presigned report downloads
+
+
+def test_the_planner_can_tell_a_missing_object_from_a_refused_one():
+    assert ("s3:ListBucket", ARNS.bucket) in _granted("plan_object")
