@@ -72,6 +72,8 @@ SQS_CONSUME_ACTIONS = (
     "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibility",
     "sqs:GetQueueAttributes",
+    # processor.batch shortens a failed message's visibility through the queue's URL.
+    "sqs:GetQueueUrl",
 )
 LOGS_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 

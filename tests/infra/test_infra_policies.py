@@ -77,3 +77,10 @@ def test_the_api_can_run_the_retry_transaction_and_requeue_chunks():
 
 def test_the_planner_can_tell_a_missing_object_from_a_refused_one():
     assert ("s3:ListBucket", ARNS.bucket) in _granted("plan_object")
+
+
+def test_consumers_can_delay_a_failed_messages_retry():
+    for handler, queue in (("process_chunks", ARNS.chunks_queue), ("plan_object", ARNS.events_queue)):
+        granted = _granted(handler)
+        assert ("sqs:GetQueueUrl", queue) in granted
+        assert ("sqs:ChangeMessageVisibility", queue) in granted
