@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from processor.model import chunk_errors_key, chunk_sort_key, report_key
+from processor.model import chunk_errors_key, chunk_items, report_key
 from upflow.aws.dynamo import ConditionFailed, Update
 from upflow.core.report import decode_chunk_errors, write_report
 from upflow.core.rows import RowError
@@ -66,13 +66,7 @@ def maybe_finalize(services: Services, upload_id: str) -> None:
 def _chunk_errors(services: Services, upload_id: str) -> Iterator[tuple[int, Sequence[RowError]]]:
     """(newlines before the chunk, its errors) for every chunk, in file order."""
     newlines_before = 0
-    for chunk in services.status.query(
-        "pk",
-        f"UPLOAD#{upload_id}",
-        sort_name="sk",
-        sort_between=(chunk_sort_key(0), chunk_sort_key(999_999)),
-        projection=("index", "newlines", "errors_count"),
-    ):
+    for chunk in chunk_items(services.status, upload_id, projection=("index", "newlines", "errors_count")):
         errors: Sequence[RowError] = ()
         if int(chunk.get("errors_count", 0)):
             errors = decode_chunk_errors(

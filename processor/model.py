@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from upflow.aws.dynamo import Item, Table
 from upflow.definition import CHUNK_ERRORS_PREFIX, REPORTS_PREFIX
-from upflow.uploads import upload_key
+from upflow.uploads import upload_pk
 
 CHUNK_PREFIX = "CHUNK#"
 PENDING = "pending"
@@ -13,15 +15,31 @@ CHUNK_PROCESSING = "processing"
 CHUNK_COMPLETED = "completed"
 CHUNK_FAILED = "failed"
 
-__all__ = ["upload_key"]
-
 
 def chunk_sort_key(index: int) -> str:
     return f"{CHUNK_PREFIX}{index:06d}"
 
 
 def chunk_key(upload_id: str, index: int) -> dict[str, str]:
-    return {"pk": f"UPLOAD#{upload_id}", "sk": chunk_sort_key(index)}
+    return {"pk": upload_pk(upload_id), "sk": chunk_sort_key(index)}
+
+
+# The highest chunk index the plan can produce is max_chunks - 1 (< 1,000,000).
+_LAST_CHUNK_SORT_KEY = chunk_sort_key(999_999)
+
+
+def chunk_items(
+    status: Table, upload_id: str, projection: Sequence[str], before_index: int | None = None
+) -> Iterator[Item]:
+    """The upload's chunk items in chunk order (all, or those before ``before_index``)."""
+    last = _LAST_CHUNK_SORT_KEY if before_index is None else chunk_sort_key(before_index - 1)
+    return status.query(
+        "pk",
+        upload_pk(upload_id),
+        sort_name="sk",
+        sort_between=(chunk_sort_key(0), last),
+        projection=projection,
+    )
 
 
 def chunk_errors_key(upload_id: str, index: int) -> str:

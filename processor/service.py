@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from processor.model import CHUNK_FAILED, PENDING, chunk_key, chunk_message, chunk_sort_key
+from processor.model import CHUNK_FAILED, PENDING, chunk_items, chunk_key, chunk_message
 from upflow.aws.dynamo import TransactionCancelled, Update, transact
 from upflow.core.checker import preview
 from upflow.core.detect import FormatError
@@ -43,13 +43,7 @@ class ProcessingService:
         status = self._services.status
         failed = [
             int(chunk["index"])
-            for chunk in status.query(
-                "pk",
-                f"UPLOAD#{upload_id}",
-                sort_name="sk",
-                sort_between=(chunk_sort_key(0), chunk_sort_key(999_999)),
-                projection=("index", "status"),
-            )
+            for chunk in chunk_items(status, upload_id, projection=("index", "status"))
             if chunk["status"] == CHUNK_FAILED
         ]
         requeued: list[int] = []

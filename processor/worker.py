@@ -26,11 +26,10 @@ from processor.finalize import maybe_finalize
 from processor.model import (
     CHUNK_COMPLETED,
     CHUNK_FAILED,
-    CHUNK_PREFIX,
     CHUNK_PROCESSING,
     chunk_errors_key,
+    chunk_items,
     chunk_key,
-    chunk_sort_key,
 )
 from upflow.aws.dynamo import ConditionFailed, Item, TransactionCancelled, Update, transact
 from upflow.core.chunking import ChunkRange
@@ -158,12 +157,11 @@ def _quote_state_at(services: Services, upload_id: str, key: str, index: int) ->
         return False
     earlier = {
         int(item["index"]): item
-        for item in services.status.query(
-            "pk",
-            f"UPLOAD#{upload_id}",
-            sort_name="sk",
-            sort_between=(chunk_sort_key(0), chunk_sort_key(index - 1)),
+        for item in chunk_items(
+            services.status,
+            upload_id,
             projection=("index", "start", "end", "quote_parity", "newlines"),
+            before_index=index,
         )
     }
     if len(earlier) != index:
@@ -290,6 +288,3 @@ def _record_failure(services: Services, upload_id: str, index: int, error: Excep
         maybe_finalize(services, upload_id)
     except Exception:
         log.exception("could not record the failure of chunk %s of %s", index, upload_id)
-
-
-__all__ = ["CHUNK_PREFIX", "process_message"]

@@ -58,8 +58,13 @@ class ApiError(Exception):
         return body
 
 
+def upload_pk(upload_id: str) -> str:
+    """Partition of the status table holding one upload's items (upload, chunks)."""
+    return f"UPLOAD#{upload_id}"
+
+
 def upload_key(upload_id: str) -> dict[str, str]:
-    return {"pk": f"UPLOAD#{upload_id}", "sk": "META"}
+    return {"pk": upload_pk(upload_id), "sk": "META"}
 
 
 def iso(timestamp: float) -> str:
