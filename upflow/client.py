@@ -211,6 +211,42 @@ class ListedPart:
     checksum_crc32: str | None = None
 
 
+def listed_parts_from_json(doc: Mapping[str, Any]) -> list[ListedPart]:
+    """``GET /uploads/{id}/parts`` answer → parts."""
+    return [
+        ListedPart(
+            part_number=int(part["part_number"]),
+            size=int(part["size"]),
+            etag=str(part["etag"]),
+            checksum_crc32=part.get("checksum_crc32"),
+        )
+        for part in doc["parts"]
+    ]
+
+
+def complete_body(parts: Mapping[int, str] | None, checksums: Mapping[int, str] | None) -> dict[str, Any]:
+    """``POST /uploads/{id}/complete`` body: the ETags seen, with each part's CRC32 when known."""
+    if parts is None:
+        return {}
+    entries: list[dict[str, Any]] = []
+    for number, etag in sorted(parts.items()):
+        entry: dict[str, Any] = {"part_number": number, "etag": etag}
+        if checksums and number in checksums:
+            entry["checksum_crc32"] = checksums[number]
+        entries.append(entry)
+    return {"parts": entries}
+
+
+def completed_from_json(doc: Mapping[str, Any]) -> Completed:
+    return Completed(
+        upload_id=str(doc["upload_id"]),
+        status=str(doc["status"]),
+        key=str(doc.get("key", "")),
+        size=int(doc.get("size", 0)),
+        etag=str(doc.get("etag", "")),
+    )
+
+
 @dataclass(frozen=True)
 class Completed:
     upload_id: str
@@ -406,15 +442,7 @@ class ApiClient:
 
     def list_parts(self, upload_id: str, token: str) -> list[ListedPart]:
         doc = self._call("GET", f"/uploads/{upload_id}/parts", token=token)
-        return [
-            ListedPart(
-                part_number=int(part["part_number"]),
-                size=int(part["size"]),
-                etag=str(part["etag"]),
-                checksum_crc32=part.get("checksum_crc32"),
-            )
-            for part in doc["parts"]
-        ]
+        return listed_parts_from_json(doc)
 
     def complete(
         self,
@@ -429,23 +457,9 @@ class ApiClient:
         (ignored by an API that does not read it): an S3 whose ListParts omits
         part checksums (SeaweedFS) needs them to complete a CRC32 upload.
         """
-        payload: dict[str, Any] = {}
-        if parts is not None:
-            entries: list[dict[str, Any]] = []
-            for number, etag in sorted(parts.items()):
-                entry: dict[str, Any] = {"part_number": number, "etag": etag}
-                if checksums and number in checksums:
-                    entry["checksum_crc32"] = checksums[number]
-                entries.append(entry)
-            payload["parts"] = entries
+        payload = complete_body(parts, checksums)
         doc = self._call("POST", f"/uploads/{upload_id}/complete", token=token, payload=payload)
-        return Completed(
-            upload_id=str(doc["upload_id"]),
-            status=str(doc["status"]),
-            key=str(doc.get("key", "")),
-            size=int(doc.get("size", 0)),
-            etag=str(doc.get("etag", "")),
-        )
+        return completed_from_json(doc)
 
     def abort(self, upload_id: str, token: str) -> dict[str, Any]:
         return dict(self._call("DELETE", f"/uploads/{upload_id}", token=token))

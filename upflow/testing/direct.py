@@ -18,6 +18,9 @@ from upflow.client import (
     ListedPart,
     SignedPart,
     UploadStatus,
+    complete_body,
+    completed_from_json,
+    listed_parts_from_json,
     parse_timestamp,
     signed_put_headers,
 )
@@ -85,10 +88,7 @@ class ServiceApi:
     def list_parts(self, upload_id: str, token: str) -> list[ListedPart]:
         self._auth(upload_id, token)
         doc = self._guard(lambda: self.service.list_parts(upload_id))
-        return [
-            ListedPart(int(p["part_number"]), int(p["size"]), str(p["etag"]), p.get("checksum_crc32"))
-            for p in doc["parts"]
-        ]
+        return listed_parts_from_json(doc)
 
     def complete(
         self,
@@ -98,14 +98,9 @@ class ServiceApi:
         checksums: Mapping[int, str] | None = None,
     ) -> Completed:
         self._auth(upload_id, token)
-        body: dict[str, Any] = {}
-        if parts is not None:
-            body["parts"] = [
-                {"part_number": n, "etag": etag, **({"checksum_crc32": checksums[n]} if checksums else {})}
-                for n, etag in sorted(parts.items())
-            ]
+        body = complete_body(parts, checksums)
         doc = self._guard(lambda: self.service.complete(upload_id, body))
-        return Completed(doc["upload_id"], doc["status"], doc["key"], int(doc["size"]), str(doc["etag"]))
+        return completed_from_json(doc)
 
     def abort(self, upload_id: str, token: str) -> dict[str, Any]:
         self._auth(upload_id, token)
