@@ -8,8 +8,10 @@ WEB_DEPS := web/node_modules/.installed
 WEB_DIST := web/dist/index.html
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/package.json web/vite.config.ts web/tsconfig.json
 PACKAGE_DIR := build/chalice
+# The compiled row kernel (upflow/core/scan.c, loaded through ctypes; see docs/processing.md).
+KERNEL := upflow/core/_scan.so
 
-.PHONY: dev test lint typecheck pytest web-test web package chromium bench-upload bench-processor bench-browser clean
+.PHONY: dev test lint typecheck pytest web-test web package chromium kernel bench-upload bench-processor bench-browser clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,11 +29,16 @@ $(WEB_DIST): $(WEB_DEPS) $(WEB_SOURCES)
 
 web: $(WEB_DIST)
 
+$(KERNEL): upflow/core/scan.c upflow/core/kernel_build.py | $(INSTALLED)
+	$(BIN)/python -m upflow.core.kernel_build $@
+
+kernel: $(KERNEL)
+
 # Debian's Chromium drives the browser tests (never `playwright install`).
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-dev: $(INSTALLED) $(WEB_DIST)
+dev: $(INSTALLED) $(KERNEL) $(WEB_DIST)
 	$(BIN)/upflow dev
 
 lint: $(INSTALLED)
@@ -45,7 +52,7 @@ typecheck: $(INSTALLED)
 web-test: $(WEB_DEPS)
 	cd web && npm run typecheck && npm test
 
-pytest: $(INSTALLED) $(WEB_DIST) chromium
+pytest: $(INSTALLED) $(KERNEL) $(WEB_DIST) chromium
 	$(BIN)/pytest --durations=15 $(PYTEST_ARGS)
 
 test: lint typecheck web-test pytest
@@ -56,11 +63,11 @@ package: $(INSTALLED)
 bench-upload: $(INSTALLED)
 	$(BIN)/python bench/upload.py
 
-bench-processor: $(INSTALLED)
+bench-processor: $(INSTALLED) $(KERNEL)
 	$(BIN)/python bench/processor.py
 
 bench-browser: $(INSTALLED) $(WEB_DIST) chromium
 	$(BIN)/python bench/browser_upload.py
 
 clean:
-	rm -rf build api/vendor web/dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build api/vendor web/dist .pytest_cache .mypy_cache .ruff_cache $(KERNEL)

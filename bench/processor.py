@@ -165,8 +165,23 @@ def rss_child(path: str, size: int) -> None:
         fmt = detect_format(read(0, limits.sniff_bytes), False, limits)
         data = read(0, size)
         res = process_chunk(data, ChunkRange(0, 0, size), total, fmt, False, read, limits)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{peak:.1f} {res.rows_total}")
+    print(f"{peak_rss_mib():.1f} {res.rows_total}")
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS of this process image in MiB.
+
+    ``VmHWM`` belongs to the process's own address space; ``ru_maxrss`` is kept across
+    fork + exec on Linux, so a child of a big parent would report the parent's size.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ Run as ``python -m upflow.build build/chalice``. It
 
 1. stages the repo's ``upflow/`` and ``processor/`` packages into ``api/vendor/``
    (Chalice copies ``vendor/`` into the root of the deployment zip), deleting and
-   recreating that folder each run and skipping ``__pycache__``;
+   recreating that folder each run and skipping ``__pycache__``, and compiles the row
+   kernel (``upflow/core/scan.c``) fresh into it: the zip never carries a stale library;
 2. runs ``chalice package <outdir>`` in ``api/``, which writes ``sam.json`` (the
    SAM template: function handlers, runtime, the API's swagger body) and
    ``deployment.zip`` (app.py, chalicelib, vendor and Lambda-compatible wheels of
@@ -23,12 +24,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from upflow.core.kernel_build import LIBRARY_NAME, KernelBuildError
+from upflow.core.kernel_build import build as build_kernel
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 API_DIR = REPO_ROOT / "api"
 DEFAULT_OUTDIR = Path("build/chalice")
 # Repo packages the Lambda code imports; staged as top-level packages of the zip.
 VENDORED_PACKAGES: tuple[str, ...] = ("upflow", "processor")
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.so")
 # The Chalice stage to package; `dev` is Chalice's default stage name.
 STAGE_ENV = "UPFLOW_CHALICE_STAGE"
 DEFAULT_STAGE = "dev"
@@ -56,6 +60,11 @@ def stage_vendor(
         if not source.is_dir():
             raise BuildError(f"package {name!r} not found at {source}")
         shutil.copytree(source, vendor / name, ignore=_IGNORE)
+    if "upflow" in packages:
+        try:
+            build_kernel(vendor / "upflow" / "core" / LIBRARY_NAME)
+        except KernelBuildError as error:
+            raise BuildError(str(error)) from error
     return vendor
 
 

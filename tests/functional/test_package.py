@@ -92,6 +92,7 @@ def test_zip_holds_app_vendored_packages_and_requirements(unzipped):
         "chalice/app.py",
         "numpy/__init__.py",
         "validate_docbr/__init__.py",
+        "upflow/core/_scan.so",
     ):
         assert required in names, required
     assert not any("__pycache__" in name for name in names if name.startswith(("upflow/", "processor/")))
@@ -114,8 +115,11 @@ IMPORT_SCRIPT = textwrap.dedent(
     loaded = {name: getattr(sys.modules[name], "__file__", None) or "" for name in modules}
     outside = {n: f for n, f in loaded.items() if not f.startswith(root)}
     handlers = {name: callable(getattr(app, name)) for name in ("plan_object", "process_chunks")}
+    from upflow.core import kernel
+    lib = kernel.load()
     print(json.dumps({"outside": outside, "handlers": handlers, "app_name": app.app.app_name,
-                      "site": [p for p in sys.path if "site-packages" in p]}))
+                      "site": [p for p in sys.path if "site-packages" in p],
+                      "kernel": str(lib.path) if lib else None}))
     """
 )
 
@@ -144,6 +148,7 @@ def test_app_and_processor_import_from_the_zip_alone(unzipped, runtime_libs):
     assert report["outside"] == {}  # every module came from the zip
     assert report["handlers"] == {"plan_object": True, "process_chunks": True}
     assert report["app_name"] == "upflow"
+    assert report["kernel"] == str(unzipped / "upflow" / "core" / "_scan.so")  # the zip's own, loaded
 
 
 def test_template_matches_the_definition_and_the_design(package_dir):

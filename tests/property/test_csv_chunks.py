@@ -7,6 +7,7 @@ import dataclasses
 import io
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -123,9 +124,10 @@ def _mappable(data: bytes, limits: Limits) -> bool:
     return True
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["compiled-kernel", "numpy"])
 @settings(max_examples=150, deadline=None)
 @given(csv_files(), st.integers(1, 200))
-def test_fast_path_equals_scalar_path(file: tuple[bytes, str], chunk_size: int) -> None:
+def test_fast_path_equals_scalar_path(kernel: bool, file: tuple[bytes, str], chunk_size: int) -> None:
     data, _ = file
     limits = _limits()
     if not _mappable(data, limits):
@@ -135,7 +137,8 @@ def test_fast_path_equals_scalar_path(file: tuple[bytes, str], chunk_size: int) 
         raw = data[ch.start : ch.end]
         parity = bool(data[: ch.start].count(b'"') & 1)
         args = (raw, ch, len(data), fmt, parity, lambda a, b: data[a:b], limits)
-        assert process_chunk(*args, fast=True, fast_min_group=1) == process_chunk(*args, fast=False)
+        fast = process_chunk(*args, fast=True, fast_min_group=1, kernel=kernel)
+        assert fast == process_chunk(*args, fast=False)
 
 
 def test_fast_path_equals_scalar_on_bench_like_data() -> None:
@@ -150,9 +153,10 @@ def test_fast_path_equals_scalar_on_bench_like_data() -> None:
     fmt = detect_format(data[: limits.sniff_bytes], False, limits)
     ch = ChunkRange(0, 0, len(data))
     args = (data, ch, len(data), fmt, False, lambda a, b: data[a:b], limits)
-    fast = process_chunk(*args, fast=True, fast_min_group=1)
+    fast = process_chunk(*args, fast=True, fast_min_group=1, kernel=False)
     assert fast == process_chunk(*args, fast=False)
-    assert fast == process_chunk(*args, fast=True)
+    assert fast == process_chunk(*args, fast=True, kernel=False)
+    assert fast == process_chunk(*args, fast=True)  # the compiled kernel
     assert 0.02 < fast.rows_invalid / fast.rows_total < 0.1
 
 

@@ -1,9 +1,10 @@
-"""Our CPF/CNPJ verdicts == validate-docbr 2.0.1 on a large generated corpus (scalar and numpy paths)."""
+"""Our CPF/CNPJ verdicts == validate-docbr 2.0.1 on a generated corpus (scalar, compiled kernel, numpy)."""
 
 from __future__ import annotations
 
 import random
 
+import pytest
 from validate_docbr import CNPJ, CPF
 
 from upflow.core.chunking import ChunkRange
@@ -88,14 +89,15 @@ def test_normalised_documents() -> None:
     assert classify_document("1").doc_type in ("", "cpf")
 
 
-def test_fast_path_verdicts_equal_validate_docbr() -> None:
+@pytest.mark.parametrize("kernel", [True, False], ids=["compiled-kernel", "numpy"])
+def test_fast_path_verdicts_equal_validate_docbr(kernel: bool) -> None:
     values = [v for v in corpus(30_000, seed=5) if not set(v) & set(';"\n\r')]
     body = "".join(f"{v};1,00\n" for v in values)
     data = ("documento;valor\n" + body).encode("utf-8")
     limits = Limits()
     fmt = detect_format(data, True, limits)
     res = process_chunk(data, ChunkRange(0, 0, len(data)), len(data), fmt, False,
-                        lambda a, b: data[a:b], limits, fast_min_group=1)
+                        lambda a, b: data[a:b], limits, fast_min_group=1, kernel=kernel)
     ref = _reference(values)
     bad_lines = {e.line_offset for e in res.errors}
     ours = [(i + 1) not in bad_lines for i in range(len(values))]

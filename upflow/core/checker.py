@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from typing import Any
 
 from upflow.core.chunking import chunk_size_for, plan_chunks
 from upflow.core.csvscan import find_row_end, split_fields
 from upflow.core.detect import FileFormat, detect_format
+from upflow.core.money import cents_to_decimal
 from upflow.core.rows import (
     Accumulator,
     Context,
     DocumentTotal,
+    DocumentTotals,
     RegionResult,
     RowError,
     Summary,
@@ -36,25 +39,23 @@ class CheckResult:
     totals: tuple[DocumentTotal, ...] = ()  # per document over the whole file, sorted by document
 
 
-def merge_totals(parts: list[tuple[DocumentTotal, ...]]) -> tuple[DocumentTotal, ...]:
-    merged: dict[str, list[object]] = {}
-    with localcontext() as ctx:
-        ctx.prec = 80
-        for totals in parts:
-            for t in totals:
-                m = merged.get(t.document)
-                if m is None:
-                    merged[t.document] = [t.doc_type, t.rows, t.amount]
-                else:
-                    m[1] = int(str(m[1])) + t.rows
-                    amount = m[2]
-                    assert isinstance(amount, Decimal)
-                    m[2] = amount + t.amount
-    out = []
-    for d, (doc_type, rows, amount) in sorted(merged.items()):
-        assert isinstance(doc_type, str) and isinstance(rows, int) and isinstance(amount, Decimal)
-        out.append(DocumentTotal(d, doc_type, rows, amount))
-    return tuple(out)
+def merge_totals(parts: Sequence[DocumentTotals]) -> tuple[DocumentTotal, ...]:
+    """Per-document totals over several regions, sorted by document (summed in integer cents)."""
+    merged: dict[str, list[Any]] = {}
+    for part in parts:
+        for document, doc_type, rows, cents in zip(
+            part.documents, part.doc_types, part.rows, part.cents, strict=True
+        ):
+            m = merged.get(document)
+            if m is None:
+                merged[document] = [doc_type, rows, cents]
+            else:
+                m[1] += rows
+                m[2] += cents
+    return tuple(
+        DocumentTotal(document, doc_type, rows, cents_to_decimal(cents))
+        for document, (doc_type, rows, cents) in sorted(merged.items())
+    )
 
 
 def check_file(
@@ -74,14 +75,14 @@ def check_file(
         parity = 0
         newlines_before = 0
         light: list[RegionResult] = []
-        totals: list[tuple[DocumentTotal, ...]] = []
+        totals: list[DocumentTotals] = []
         errors: list[tuple[int, RowError]] = []
         for chunk in plan_chunks(size, cs):
             data = read(chunk.start, chunk.end)
             res = process_chunk(data, chunk, size, fmt, bool(parity), read, limits, fast=fast)
             errors.extend((1 + newlines_before + e.line_offset, e) for e in res.errors)
             totals.append(res.totals)
-            light.append(dataclasses.replace(res, totals=(), errors=()))
+            light.append(dataclasses.replace(res, totals=DocumentTotals([], [], [], []), errors=()))
             # The same rule the workers use: parity and newlines of the raw range.
             parity ^= data.count(b'"') & 1
             newlines_before += data.count(b"\n")

@@ -21,9 +21,6 @@ property test proves both paths give identical results.
 
 from __future__ import annotations
 
-from decimal import Context as DecimalContext
-from decimal import Decimal
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -42,7 +39,7 @@ from upflow.core.documents import (
     classify_document,
     msg_length,
 )
-from upflow.core.money import MoneyError, cents_to_decimal, parse_parts
+from upflow.core.money import MoneyError, parse_parts
 from upflow.core.rows import (
     EXTRA_FIELDS,
     INVALID_AMOUNT,
@@ -50,10 +47,9 @@ from upflow.core.rows import (
     MISSING_FIELD,
     Accumulator,
     Context,
-    DocumentTotal,
+    DocumentTotals,
     clip,
     count_quotes,
-    make_totals,
     new_error,
     scalar_row,
 )
@@ -61,8 +57,6 @@ from upflow.definition import MiB
 
 Arr = npt.NDArray[Any]
 
-_EXACT = DecimalContext(prec=80)
-_CENT = Decimal("0.01")
 _DOC_TYPES = np.array([CNPJ, CPF], dtype=object)
 
 BLOCK_BYTES = 4 * MiB
@@ -603,7 +597,7 @@ def _block(
     return nl.size
 
 
-def _cnpj_strings(keys: Arr) -> Arr:
+def cnpj_strings(keys: Arr) -> Arr:
     """``U14`` array of the CNPJs whose first 12 characters are the base-36 ``keys``."""
     codes = (keys[:, None] // _POW36_12[None, :]) % 36
     chars = np.where(codes < 10, codes + 48, codes + 55)
@@ -616,7 +610,7 @@ def _cnpj_strings(keys: Arr) -> Arr:
     return full.view("S14").ravel().astype("U14")
 
 
-def _cpf_strings(keys: Arr) -> Arr:
+def cpf_strings(keys: Arr) -> Arr:
     """``U14`` array of the 11-digit CPFs ``keys``."""
     digits = ((keys[:, None] // _POW10_11[None, :]) % 10 + 48).astype(np.uint8)
     return np.ascontiguousarray(digits).view("S11").ravel().astype("U14")
@@ -637,7 +631,7 @@ def _reduce(keys: Arr, rows: Arr, cents: Arr) -> tuple[Arr, Arr, Arr]:
     return ks[starts], np.add.reduceat(rows[order], starts), _sum_sorted(cents[order], starts)
 
 
-def merge_totals(scalar: dict[str, list[Any]], fast: list[tuple[Any, Any, Any]]) -> tuple[DocumentTotal, ...]:
+def merge_totals(scalar: dict[str, list[Any]], fast: list[tuple[Any, Any, Any]]) -> DocumentTotals:
     """Per-document totals (sorted by document) of the scalar dict and the fast-path arrays."""
     docs_p = [d for d, _, _ in fast]
     rows_p = [r for _, r, _ in fast]
@@ -658,21 +652,17 @@ def merge_totals(scalar: dict[str, list[Any]], fast: list[tuple[Any, Any, Any]])
     else:
         cents = np.concatenate(cents_p)
     if docs.size == 0:
-        return ()
+        return DocumentTotals([], [], [], [])
     order = np.argsort(docs)
     ds = docs[order]
     starts = np.concatenate(([0], np.flatnonzero(ds[1:] != ds[:-1]) + 1))
     doc_list: list[str] = ds[starts].tolist()
     n_rows: list[int] = np.add.reduceat(rows[order], starts).tolist()
-    sums = _sum_sorted(cents[order], starts).tolist()
+    sums: list[int] = _sum_sorted(cents[order], starts).tolist()
     # A CPF has 11 characters: the 12th code point of its U14 cell is 0.
     is_cpf = ds[starts].view(np.uint32).reshape(-1, 14)[:, 11] == 0
     types: list[str] = _DOC_TYPES[is_cpf.view(np.uint8)].tolist()
-    if cents.dtype == object:
-        amounts = list(map(cents_to_decimal, sums))
-    else:  # int64 sums: c × 0.01 is exact (exponent -2) under a precision of 80 digits
-        amounts = list(map(_EXACT.multiply, map(Decimal, sums), repeat(_CENT)))
-    return make_totals(doc_list, types, n_rows, amounts)
+    return DocumentTotals(doc_list, types, n_rows, sums)
 
 
 def fast_region(
@@ -693,6 +683,6 @@ def fast_region(
         parts = [p[1:] for p in keys_out if p[0] == cnpj]
         if parts:
             uniq, rows, cents = _reduce(*(np.concatenate(col) for col in zip(*parts, strict=True)))
-            docs = _cpf_strings(uniq) if doc_type == CPF else _cnpj_strings(uniq)
+            docs = cpf_strings(uniq) if doc_type == CPF else cnpj_strings(uniq)
             acc.fast_totals.append((docs, rows, cents))
     return lines

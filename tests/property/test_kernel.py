@@ -1,0 +1,216 @@
+"""The compiled row kernel (scan.c) decides exactly what the scalar reference decides.
+
+``test_csv_chunks`` already compares whole chunks on random CSV structure; here the fields the
+kernel judges itself — amounts, documents, encodings — get adversarial values, and its
+resumable edges (exception buffer full, table growth, int64 overflow) are driven on purpose.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from upflow.core import kernel
+from upflow.core.chunking import ChunkRange
+from upflow.core.detect import detect_format
+from upflow.core.kernel_build import DEFAULT_DEST, build
+from upflow.core.rows import RegionResult, process_chunk
+from upflow.definition import Limits
+from upflow.testing.documents import random_cnpj, random_cpf
+
+AMOUNT_ALPHABET = "0123456789.,-+R$ ()\t\xa0a"
+DOC_ALPHABET = '0123456789.-/ aZx"\xe7'
+
+
+def _process(body: str | bytes, header: str, **kw: bool) -> RegionResult:
+    raw = body if isinstance(body, bytes) else body.encode("utf-8")
+    data = header.encode() + b"\n" + raw
+    limits = Limits(max_row_bytes=4096)
+    fmt = detect_format(data[: limits.sniff_bytes], len(data) <= limits.sniff_bytes, limits)
+    whole = ChunkRange(0, 0, len(data))
+    return process_chunk(data, whole, len(data), fmt, False, lambda a, b: data[a:b], limits, **kw)
+
+
+def _same(body: str | bytes, header: str = "documento;nome;valor") -> RegionResult:
+    """The kernel's result, asserted equal to the scalar reference's (numpy is checked elsewhere)."""
+    compiled = _process(body, header, kernel=True)
+    assert compiled == _process(body, header, fast=False)
+    return compiled
+
+
+def test_kernel_is_built_and_used() -> None:
+    # `make` builds it; were it missing, every "kernel" test below would silently test numpy.
+    assert kernel.load() is not None, f"{DEFAULT_DEST} is not built: run `make`"
+
+
+@pytest.mark.skipif(shutil.which("nm") is None, reason="binutils' nm is not installed")
+def test_library_needs_no_libc_symbol(tmp_path) -> None:
+    # Built with -nostdlib: nothing to resolve at load time, so it loads on Lambda's glibc too.
+    lib = build(tmp_path / "_scan.so")
+    undefined = subprocess.run(
+        ["nm", "-D", "--undefined-only", str(lib)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert undefined == []
+    exported = subprocess.run(
+        ["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "upflow_scan" in exported and "upflow_rehash" in exported
+    assert lib.stat().st_mode & 0o044 == 0o044  # readable by Lambda's runtime user
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=AMOUNT_ALPHABET, max_size=22), min_size=1, max_size=40))
+def test_amounts_equal_reference(amounts: list[str]) -> None:
+    body = "".join(f"529.982.247-25;n;{a}\n" for a in amounts)
+    _same(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=DOC_ALPHABET, max_size=20), min_size=1, max_size=40))
+def test_documents_equal_reference(documents: list[str]) -> None:
+    body = "".join(f"{d.replace(chr(34), '')};n;10,00\n" for d in documents)
+    _same(body)
+
+
+def test_accepted_and_rejected_amount_forms() -> None:
+    amounts = [
+        "1234",
+        "1234.56",
+        "1234,56",
+        "1.234,56",
+        "1,234.56",
+        "1.234.567,8",
+        "1.234.567",
+        "R$ 1.234,56",
+        "R$1.234,56",
+        "-1.234,56",
+        "R$ -10,00",
+        "-R$ 10,00",
+        "(12,50)",
+        "+5",
+        "  7,5 ",
+        "0,01",
+        "0",
+        "999999999999999",
+        "1.234",
+        "1,234",
+        "1234,567",
+        "1,2345",
+        "1.23.456",
+        "12,3,4",
+        "1.234.56",
+        "1,234,56.7",
+        "1.234,567",
+        "1,234.5,6",
+        "abc",
+        "R$",
+        "1..2",
+        "--1",
+        "-(1)",
+        "(1",
+        "1e5",
+        ".5",
+        "5.",
+        "1 234,56",
+        "1234567890123456",
+        "( 5 )",
+        "R$-5",
+        "- R$ 5",
+        "+-5",
+        "5)",
+        "R$5R$",
+        "12,5.6",
+        "1.234,5",
+        "123.456.789,12",
+        "1,234,567.89",
+        "0001,00",
+        " R$ ( 5 ) ",
+    ]
+    res = _same("".join(f"52998224725;n;{a}\n" for a in amounts))
+    assert res.rows_valid > 15 and res.rows_invalid > 15
+
+
+def test_document_forms() -> None:
+    rng = random.Random(4)
+    docs = [random_cpf(rng) for _ in range(50)] + [random_cnpj(rng, alnum=k % 2 == 0) for k in range(50)]
+    docs += [d.lower() for d in docs[50:]] + [
+        "11111111111",
+        "00000000000",
+        "123",
+        "1",
+        "...",
+        "-",
+        "AAAAAAAAAAAAAA",
+        "12.345.678/0001-00",
+        "ABC",
+        "529.982.247-2.5",
+        "5299822472500",
+    ]
+    res = _same("".join(f"{d};n;1,00\n" for d in docs))
+    assert res.rows_valid >= 150
+
+
+def test_encodings_and_odd_bytes() -> None:
+    rows = [
+        "52998224725;Conceição;1,00\n",
+        "52998224725;\xa0;1,00\n",
+        "52998224725;x;\xa01,00\n",
+        "52998224725;x;1,00\r\n",
+        "\r\n",
+        "\n",
+        ";;\n",
+        "52998224725;x\n",
+        "52998224725;x;1;2\n",
+        '"52998224725";x;1,00\n',
+        '52998224725;"a;b\nc";1,00\n',
+        "52998224725;x;1,00\x1c\n",
+    ]
+    good = "".join(rows).encode("utf-8")
+    bad_utf8 = [
+        b"\xc0\xaf",
+        b"\xed\xa0\x80",
+        b"\xe0\x80\x80",
+        b"\xf4\x90\x80\x80",
+        b"\xff",
+        b"\xc3",
+        b"\xe2\x82",
+    ]
+    # Past the 64 KiB the format detection reads (where they would make the file cp1252).
+    body = good * 500 + b"".join(b"52998224725;" + seq + b";1,00\n" for seq in bad_utf8) + good
+    res = _same(body)
+    assert res.errors_by_code.get("encoding_error") == len(bad_utf8)
+    # cp1252 (no valid UTF-8): 0x81 is undefined there and makes its row an encoding error.
+    latin = "documento;nome;valor\n52998224725;Jos\xe9;1,00\n52998224725;x\x81;1,00\n".encode("latin-1")
+    data = latin + b"52998224725;ok;2,00\n" * 3
+    fmt = detect_format(data, True, Limits())
+    assert fmt.encoding == "cp1252"
+    args = (data, ChunkRange(0, 0, len(data)), len(data), fmt, False, lambda a, b: data[a:b], Limits())
+    assert process_chunk(*args, kernel=True) == process_chunk(*args, fast=False)
+
+
+def test_many_errors_many_documents_and_columns_in_other_order() -> None:
+    # > 8192 exception rows (the kernel's buffer) and > 4096 distinct documents (its first table).
+    rng = random.Random(9)
+    lines = []
+    for k in range(30_000):
+        doc = random_cpf(rng) if k % 3 else random_cnpj(rng, alnum=k % 2 == 0)
+        amount = "1.234" if k % 2 else f"{k},{k % 100:02d}"
+        lines.append(f"x{k};{amount};{doc}\n")
+    res = _same("".join(lines), header="nome;valor;cpf_cnpj")
+    assert res.errors_by_code["invalid_amount"] == 15_000
+    assert len(res.totals) > 10_000
+
+
+def test_sums_beyond_int64_finish_exactly() -> None:
+    # 15-digit amounts: a few thousand rows overflow int64 cents; the region is finished by the
+    # numpy path (Python integers) and still equals the reference.
+    big = "999.999.999.999.999,99"
+    lines = [f"52998224725;n;{big}\n" if k % 2 else f"11222333000181;n;-{big}\n" for k in range(3_000)]
+    lines += [f"52998224725;n;{big}\n"] * 3_000
+    res = _same("".join(lines))
+    assert res.rows_valid == 6_000

@@ -1,0 +1,278 @@
+"""The compiled row kernel (``scan.c``) through ctypes, and the region driver around it.
+
+:func:`kernel_region` has the contract of :func:`upflow.core.rows.scalar_region`: the
+kernel decides the ordinary rows in one pass (no per-row Python) and hands back, as
+exception rows, every row that needs Python — errors to write (with their codes) and rows
+only the reference can decide (those go through :func:`upflow.core.rows.scalar_row`).
+Valid rows come back summed per normalised document.
+
+When the library is not built (a checkout without ``make``), :func:`load` returns None and
+the numpy fast path runs instead; ``make`` and ``make package`` always build it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from collections.abc import Callable
+from functools import cache
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from upflow.core.documents import (
+    MSG_CNPJ_CHECK,
+    MSG_CNPJ_REPEATED,
+    MSG_CPF_CHECK,
+    MSG_CPF_REPEATED,
+    msg_length,
+)
+from upflow.core.kernel_build import DEFAULT_DEST
+from upflow.core.money import MSG_AMBIGUOUS, MSG_DECIMALS, MSG_GROUPING, MSG_NOT_MONEY, MSG_TOO_LARGE
+from upflow.core.rows import (
+    EXTRA_FIELDS,
+    INVALID_AMOUNT,
+    INVALID_DOCUMENT,
+    MISSING_FIELD,
+    Accumulator,
+    Context,
+    clip,
+    make_errors,
+    new_error,
+    scalar_row,
+)
+
+Arr = npt.NDArray[Any]
+log = logging.getLogger(__name__)
+
+# Set to "0" to run the numpy fast path even where the kernel is built (comparisons, debugging).
+DISABLE_ENV = "UPFLOW_KERNEL"
+
+# Mirrors of the enums in scan.c.
+(S_POS, S_LINES, S_ROWS_TOTAL, S_ROWS_VALID, S_ROWS_INVALID, S_CENTS, S_NEXC, S_USED, S_STATUS, S_LEN) = (
+    range(10)
+)
+ST_DONE, ST_EXC_FULL, ST_TABLE_FULL, ST_OVERFLOW = range(4)
+P_DELIM, P_NCOLS, P_DOC_I, P_AMT_I, P_MAX_ROW, P_UTF8, P_EXC_CAP, P_TABLE_CAP, P_LEN = range(9)
+K_FALLBACK, K_FIELDS, K_INVALID = range(3)
+(X_KIND, X_START, X_END, X_CEND, X_LINE, X_NFIELDS, X_DOC, X_DOC_N, X_AMT, X_DS, X_DE, X_AS, X_AE, X_COLS) = (
+    range(14)
+)
+MAX_FIELDS = 256
+
+EMPTY_KEY = np.uint64(2**64 - 1)
+EXCEPTION_ROWS = 8192
+FIRST_TABLE_CAPACITY = 1 << 12
+
+# Verdict codes of scan.c (0 = valid) → the reference's messages.
+_DOC_MESSAGES = {1: MSG_CPF_REPEATED, 2: MSG_CPF_CHECK, 3: MSG_CNPJ_REPEATED, 4: MSG_CNPJ_CHECK}
+_DOC_LENGTH = 5
+_AMOUNT_MESSAGES = {1: MSG_NOT_MONEY, 2: MSG_AMBIGUOUS, 3: MSG_DECIMALS, 4: MSG_GROUPING, 5: MSG_TOO_LARGE}
+
+_CP1252_UNDEFINED = (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+
+_p = ctypes.c_void_p
+_i64 = ctypes.c_int64
+
+
+class Kernel:
+    """The loaded library with its two entry points typed."""
+
+    def __init__(self, path: Path) -> None:
+        lib = ctypes.CDLL(str(path))
+        self.path = path
+        self.scan = lib.upflow_scan
+        self.scan.argtypes = [_p, _i64, _p, _p, _p, _p, _p]
+        self.scan.restype = _i64
+        self.rehash = lib.upflow_rehash
+        self.rehash.argtypes = [_p, _i64, _p, _i64]
+        self.rehash.restype = None
+
+
+@cache
+def load(path: Path = DEFAULT_DEST) -> Kernel | None:
+    """The kernel, or None when it is not built or disabled (the numpy path then runs)."""
+    if os.environ.get(DISABLE_ENV, "1") == "0":
+        return None
+    if not path.is_file():
+        log.warning("row kernel %s is not built (run `make`): using the numpy path", path)
+        return None
+    try:
+        return Kernel(path)
+    except OSError as error:  # e.g. built for another architecture
+        log.warning("row kernel %s does not load (%s): using the numpy path", path, error)
+        return None
+
+
+def supports(ctx: Context) -> bool:
+    return ctx.ncols < MAX_FIELDS
+
+
+def _bad_bytes(encoding: str) -> tuple[int, Arr]:
+    """``(utf8 flag, table)``: for a single-byte encoding, the bytes that make a row undecodable."""
+    bad = np.zeros(256, np.uint8)
+    if encoding == "utf-8":
+        return 1, bad
+    if encoding == "cp1252":
+        bad[list(_CP1252_UNDEFINED)] = 1
+    else:  # any other encoding: rows with non-ASCII bytes go to the reference
+        bad[128:] = 1
+    return 0, bad
+
+
+ENTRY = np.dtype([("key", "<u8"), ("rows", "<i8"), ("cents", "<i8")])  # scan.c's Entry
+
+
+class _Table:
+    """The kernel's open-addressing sums: ``key`` (EMPTY_KEY when free), ``rows``, ``cents``."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.entries = np.zeros(capacity, ENTRY)
+        self.entries["key"] = EMPTY_KEY
+
+    def grown(self, kernel: Kernel) -> _Table:
+        bigger = _Table(self.capacity * 4)
+        kernel.rehash(self.entries.ctypes.data, self.capacity, bigger.entries.ctypes.data, bigger.capacity)
+        return bigger
+
+    def flush(self, acc: Accumulator) -> None:
+        from upflow.core.fastpath import cnpj_strings, cpf_strings
+
+        used = self.entries[self.entries["key"] != EMPTY_KEY]
+        keys, rows, cents = used["key"], used["rows"], used["cents"]
+        is_cnpj = (keys & np.uint64(1)).astype(bool)
+        values = (keys >> np.uint64(1)).astype(np.int64)
+        for sel, strings in ((~is_cnpj, cpf_strings), (is_cnpj, cnpj_strings)):
+            if sel.any():
+                acc.fast_totals.append((strings(values[sel]), rows[sel], cents[sel]))
+
+
+@cache
+def _document_message(code: int, n: int) -> str:
+    return msg_length(n) if code == _DOC_LENGTH else _DOC_MESSAGES[code]
+
+
+def _field_errors(
+    acc: Accumulator,
+    buf: bytes,
+    rows: Arr,
+    code_col: int,
+    start_col: int,
+    end_col: int,
+    column: str,
+    code: str,
+    message: Callable[[int, int], str],
+) -> None:
+    """One ``code`` error per exception row whose ``code_col`` is set (built column-wise)."""
+    rows = rows[rows[:, code_col] != 0]
+    n = rows.shape[0]
+    if n == 0:
+        return
+    # Judged fields are ASCII and at most 64 bytes (scan.c): no decoding surprises, no clipping.
+    values = [
+        buf[a:b].decode("ascii")
+        for a, b in zip(rows[:, start_col].tolist(), rows[:, end_col].tolist(), strict=True)
+    ]
+    messages = list(map(message, rows[:, code_col].tolist(), rows[:, X_DOC_N].tolist()))
+    errors = make_errors(rows[:, X_LINE].tolist(), repeat(column), repeat(code), messages, values, n)
+    acc.errors.extend(zip(rows[:, X_START].tolist(), errors, strict=True))
+    acc.errors_by_code[code] = acc.errors_by_code.get(code, 0) + n
+
+
+def _drain(acc: Accumulator, buf: bytes, exc: Arr, ctx: Context) -> None:
+    """Turn the kernel's exception rows into errors (or reference-path rows)."""
+    if exc.shape[0] == 0:
+        return
+    kinds = exc[:, X_KIND]
+    invalid = exc[kinds == K_INVALID]
+    _field_errors(acc, buf, invalid, X_DOC, X_DS, X_DE, ctx.doc_col, INVALID_DOCUMENT, _document_message)
+    _field_errors(
+        acc,
+        buf,
+        invalid,
+        X_AMT,
+        X_AS,
+        X_AE,
+        ctx.amt_col,
+        INVALID_AMOUNT,
+        lambda code, _n: _AMOUNT_MESSAGES[code],
+    )
+    other = exc[kinds != K_INVALID]
+    append, new, enc = acc.errors.append, new_error, ctx.encoding
+    header, ncols = ctx.fmt.header, ctx.ncols
+    n_missing = n_extra = 0
+    columns = other[:, [X_KIND, X_START, X_END, X_CEND, X_LINE, X_NFIELDS]].tolist()
+    for kind, pos, end, cend, line, n in columns:
+        if kind == K_FIELDS:
+            text = clip(buf[pos:cend].decode(enc))
+            message = f"row has {n} fields, the header has {ncols}"
+            if n < ncols:
+                n_missing += 1
+                append((pos, new(line, header[n], MISSING_FIELD, message, text)))
+            else:
+                n_extra += 1
+                append((pos, new(line, "", EXTRA_FIELDS, message, text)))
+        else:
+            scalar_row(acc, buf[pos:end], pos, line, ctx)
+    by_code = acc.errors_by_code
+    for code, count in ((MISSING_FIELD, n_missing), (EXTRA_FIELDS, n_extra)):
+        if count:
+            by_code[code] = by_code.get(code, 0) + count
+
+
+def kernel_region(
+    kernel: Kernel,
+    acc: Accumulator,
+    buf: bytes,
+    lo: int,
+    hi: int,
+    line_base: int,
+    ctx: Context,
+    min_group: int,
+) -> int:
+    """Same contract as :func:`upflow.core.rows.scalar_region` (returns the line count at ``hi``)."""
+    data = np.frombuffer(buf, np.uint8)
+    utf8, bad = _bad_bytes(ctx.encoding)
+    table = _Table(FIRST_TABLE_CAPACITY)
+    params = np.array(
+        [ctx.delim_byte, ctx.ncols, ctx.doc_i, ctx.amt_i, ctx.max_row, utf8, EXCEPTION_ROWS, table.capacity],
+        np.int64,
+    )
+    state = np.zeros(S_LEN, np.int64)
+    state[S_POS], state[S_LINES] = lo, line_base
+    exc = np.zeros((EXCEPTION_ROWS, X_COLS), np.int64)
+    while True:
+        status = kernel.scan(
+            data.ctypes.data,
+            hi,
+            params.ctypes.data,
+            bad.ctypes.data,
+            state.ctypes.data,
+            exc.ctypes.data,
+            table.entries.ctypes.data,
+        )
+        _drain(acc, buf, exc[: int(state[S_NEXC])], ctx)
+        state[S_NEXC] = 0
+        if status == ST_TABLE_FULL:
+            table = table.grown(kernel)
+            params[P_TABLE_CAP] = table.capacity
+        elif status != ST_EXC_FULL:
+            break
+    acc.rows_total += int(state[S_ROWS_TOTAL])
+    acc.rows_valid += int(state[S_ROWS_VALID])
+    acc.rows_invalid += int(state[S_ROWS_INVALID])
+    acc.cents_valid += int(state[S_CENTS])
+    table.flush(acc)
+    lines = int(state[S_LINES])
+    if status == ST_OVERFLOW:
+        # A sum would leave int64 (sums beyond 92 quadrillion reais): the numpy path, which
+        # falls back to Python integers, finishes the region.
+        from upflow.core.fastpath import fast_region
+
+        return fast_region(acc, buf, int(state[S_POS]), hi, lines, ctx, min_group)
+    return lines

@@ -1,0 +1,446 @@
+/*
+ * upflow's compiled row kernel: one pass over a region of whole CSV rows.
+ *
+ * Built by upflow/core/kernel.py (`gcc -O2 -shared -nostdlib`: no libc at all, so the
+ * library loads on any x86_64 Linux, Lambda's Amazon Linux included) and called through
+ * ctypes. It is an accelerator, not a second definition of the rules: for every row it
+ * either decides exactly what the scalar reference (upflow/core/rows.py: scalar_row with
+ * documents.classify_document and money.parse_parts) decides, or hands the row back to
+ * Python as FALLBACK. A property test proves kernel == scalar on random files.
+ *
+ * Per row (a row ends at the first "\n" at even quote parity):
+ *   - longer than max_row, undecodable (strict UTF-8 / the encoding's undefined bytes),
+ *     a judged field with a quote, a space, a non-ASCII byte, blank or over-long  -> FALLBACK
+ *   - blank (only "\r")                                             -> skipped, as the reference
+ *   - wrong number of fields                                        -> FIELDS exception
+ *   - document or amount invalid                                    -> INVALID exception (codes)
+ *   - valid: summed into an open-addressing table keyed by the normalised document
+ *     (CPF: its 11 digits as a number; CNPJ: its first 12 characters in base 36, times 2, + 1).
+ *
+ * The call stops early (status != DONE, state[S_POS] = next row) when the exception
+ * buffer is full, the table is half full, or a sum would overflow int64; Python then
+ * drains, grows, or finishes the region another way.
+ */
+#include <stdint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+typedef int64_t i64;
+typedef uint64_t u64;
+typedef uint8_t u8;
+typedef uint32_t u32;
+
+#define EXPORT __attribute__((visibility("default")))
+#define EMPTY_KEY UINT64_MAX
+#define MAX_FIELD_BYTES 64
+
+/* state[] slots, shared with kernel.py */
+enum { S_POS, S_LINES, S_ROWS_TOTAL, S_ROWS_VALID, S_ROWS_INVALID, S_CENTS, S_NEXC, S_USED, S_STATUS, S_LEN };
+enum { ST_DONE = 0, ST_EXC_FULL = 1, ST_TABLE_FULL = 2, ST_OVERFLOW = 3 };
+/* params[] slots */
+enum { P_DELIM, P_NCOLS, P_DOC_I, P_AMT_I, P_MAX_ROW, P_UTF8, P_EXC_CAP, P_TABLE_CAP, P_LEN };
+/* exception rows: kind and columns */
+enum { K_FALLBACK = 0, K_FIELDS = 1, K_INVALID = 2 };
+enum { X_KIND, X_START, X_END, X_CEND, X_LINE, X_NFIELDS, X_DOC, X_DOC_N, X_AMT, X_DS, X_DE, X_AS, X_AE, X_COLS };
+/* document verdicts (0 = valid) */
+enum { D_VALID = 0, D_CPF_REPEATED, D_CPF_CHECK, D_CNPJ_REPEATED, D_CNPJ_CHECK, D_LENGTH, D_FALLBACK };
+/* amount verdicts (0 = valid) */
+enum { A_VALID = 0, A_NOT_MONEY, A_AMBIGUOUS, A_DECIMALS, A_GROUPING, A_TOO_LARGE, A_FALLBACK };
+
+#define MAX_INTEGER_DIGITS 15
+#define MAX_FIELDS 256
+
+static const int CNPJ_W1[12] = {5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2};
+static const int CNPJ_W2[13] = {6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2};
+
+static inline int is_digit(u8 c) { return (u8)(c - '0') < 10; }
+
+/*
+ * classify_document for an ASCII field. Characters are kept as ord(c) - 48 (uppercased), the
+ * value validate-docbr weighs: 0-9 for digits, 17-42 for letters. Anything but digits,
+ * letters, '.', '-' and '/' (spaces, quotes, other bytes; or a blank field) -> FALLBACK.
+ */
+static int judge_document(const u8 *s, i64 len, u64 *key, int *n_out) {
+    u8 v[16];
+    int n = 0, cnpj_only = 0; /* a letter or '/' rules out a CPF */
+    if (len == 0 || len > MAX_FIELD_BYTES) return D_FALLBACK;
+    for (i64 i = 0; i < len; i++) {
+        const u8 c = s[i];
+        const u8 digit = (u8)(c - '0'), letter = (u8)((c | 0x20) - 'a');
+        if (digit < 10) {
+            if (n < 16) v[n] = digit;
+            n++;
+        } else if (letter < 26) {
+            if (n < 16) v[n] = (u8)(letter + 17);
+            n++;
+            cnpj_only = 1;
+        } else if (c == '/') {
+            cnpj_only = 1;
+        } else if (c != '.' && c != '-') {
+            return D_FALLBACK;
+        }
+    }
+    *n_out = n;
+    if (!cnpj_only && n <= 11) { /* CPF: left-padded with zeros to 11 digits */
+        u8 padded[11];
+        const u8 *d = v;
+        if (n < 11) {
+            for (int i = 0; i < 11; i++) padded[i] = i < 11 - n ? 0 : v[i - (11 - n)];
+            d = padded;
+        }
+        int diff = 0, t1 = 0, sum = 0;
+        for (int i = 1; i < 11; i++) diff |= d[i] ^ d[0];
+        if (!diff) return D_CPF_REPEATED;
+        for (int i = 0; i < 9; i++) {
+            t1 += d[i] * (10 - i);
+            sum += d[i];
+        }
+        const int t2 = t1 + sum + 2 * d[9]; /* weights 11..2 are weights 10..2 plus one */
+        int dv1 = t1 * 10 % 11, dv2 = t2 * 10 % 11;
+        if (dv1 == 10) dv1 = 0;
+        if (dv2 == 10) dv2 = 0;
+        if (dv1 != d[9] || dv2 != d[10]) return D_CPF_CHECK;
+        u64 k = 0;
+        for (int i = 0; i < 11; i++) k = k * 10 + d[i];
+        *key = k << 1;
+        return D_VALID;
+    }
+    if (n != 14) return D_LENGTH;
+    int diff = 0, t1 = 0, t2 = 0;
+    for (int i = 1; i < 14; i++) diff |= v[i] ^ v[0];
+    if (!diff) return D_CNPJ_REPEATED;
+    for (int i = 0; i < 12; i++) t1 += v[i] * CNPJ_W1[i];
+    for (int i = 0; i < 13; i++) t2 += v[i] * CNPJ_W2[i];
+    const int r1 = t1 % 11, r2 = t2 % 11;
+    if (v[12] != (r1 < 2 ? 0 : 11 - r1) || v[13] != (r2 < 2 ? 0 : 11 - r2)) return D_CNPJ_CHECK;
+    u64 k = 0;
+    for (int i = 0; i < 12; i++) k = k * 36 + (u64)(v[i] < 10 ? v[i] : v[i] - 7); /* base 36: A = 10 */
+    *key = (k << 1) | 1;
+    return D_VALID;
+}
+
+/* Digits grouped as ^[0-9]{1,3}(?:SEP[0-9]{3})+$ (s holds only digits and separators). */
+static int grouped(const u8 *s, i64 len, u8 sep) {
+    i64 first = 0;
+    while (first < len && s[first] != sep) first++;
+    if (first < 1 || first > 3 || first == len) return 0;
+    for (i64 i = first; i < len; i += 4)
+        if (len - i < 4 || s[i] != sep || !is_digit(s[i + 1]) || !is_digit(s[i + 2]) || !is_digit(s[i + 3]))
+            return 0;
+    return 1;
+}
+
+/*
+ * The verdict on a field the amount pattern does not match: FALLBACK when the reference sees
+ * it differently -- blank (missing_field), whitespace other than the space (Python's \s also
+ * takes tabs, NBSP...), a quote (unquoting) -- else not_money.
+ */
+static int amount_unmatched(const u8 *s, i64 len) {
+    int blank = 1;
+    for (i64 i = 0; i < len; i++) {
+        const u8 c = s[i];
+        if (c < 0x20 || c >= 0x7f || c == '"') return A_FALLBACK;
+        blank &= c == ' ';
+    }
+    return blank ? A_FALLBACK : A_NOT_MONEY;
+}
+
+/* money.parse_parts; on a match the field holds only spaces, signs, "R$", parentheses, digits, '.', ','. */
+static int judge_amount(const u8 *s, i64 len, i64 *cents) {
+    if (len == 0 || len > MAX_FIELD_BYTES) return A_FALLBACK;
+    i64 i = 0;
+#define SKIP_SPACES() while (i < len && s[i] == ' ') i++
+    SKIP_SPACES();
+    int paren = 0, close = 0;
+    u8 s1 = 0, s2 = 0;
+    if (i < len && s[i] == '(') { paren = 1; i++; SKIP_SPACES(); }
+    if (i < len && (s[i] == '-' || s[i] == '+')) s1 = s[i++];
+    SKIP_SPACES();
+    if (i + 1 < len && s[i] == 'R' && s[i + 1] == '$') i += 2;
+    SKIP_SPACES();
+    if (i < len && (s[i] == '-' || s[i] == '+')) s2 = s[i++];
+    SKIP_SPACES();
+    if (i >= len || !is_digit(s[i])) return amount_unmatched(s, len);
+    const i64 num0 = i;
+    u64 value = 0; /* all digits of the number (only used when it has at most 17) */
+    int ndigits = 0, dots = 0, commas = 0;
+    i64 last_sep = -1;
+    for (; i < len; i++) {
+        const u8 c = s[i], digit = (u8)(c - '0');
+        if (digit < 10) {
+            value = value * 10 + digit;
+            ndigits++;
+        } else if (c == '.') {
+            dots++;
+            last_sep = i;
+        } else if (c == ',') {
+            commas++;
+            last_sep = i;
+        } else {
+            break;
+        }
+    }
+    const i64 num1 = i;
+    if (!is_digit(s[num1 - 1])) return amount_unmatched(s, len);
+    SKIP_SPACES();
+    if (i < len && s[i] == ')') { close = 1; i++; }
+    SKIP_SPACES();
+#undef SKIP_SPACES
+    if (i != len) return amount_unmatched(s, len);
+    if (paren != close || (s1 && s2) || (paren && (s1 || s2))) return A_NOT_MONEY;
+    const u8 *num = s + num0;
+    const i64 nlen = num1 - num0, k = last_sep - num0;
+    int ndec = 0;
+    if (dots && commas) { /* the last separator is the decimal one, the other groups digits */
+        const u8 dec_sep = num[k];
+        if ((dec_sep == '.' ? dots : commas) > 1) return A_GROUPING;
+        ndec = (int)(nlen - k - 1);
+        if (ndec > 2) return A_DECIMALS;
+        if (!grouped(num, k, dec_sep == '.' ? ',' : '.')) return A_GROUPING;
+    } else if (dots + commas >= 2) {
+        if (!grouped(num, nlen, num[k])) return A_GROUPING;
+    } else if (dots + commas == 1) {
+        ndec = (int)(nlen - k - 1);
+        if (ndec == 3 && k <= 3) return A_AMBIGUOUS;
+        if (ndec > 2) return A_DECIMALS;
+    }
+    if (ndigits - ndec > MAX_INTEGER_DIGITS) return A_TOO_LARGE;
+    value *= ndec == 0 ? 100 : ndec == 1 ? 10 : 1;
+    *cents = paren || s1 == '-' || s2 == '-' ? -(i64)value : (i64)value;
+    return A_VALID;
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence starting at s[0] (a byte >= 0x80), 0 if it is not
+ * one: Python's strict decoder accepts exactly these (Unicode table 3-7). avail > 0 bytes
+ * may be read.
+ */
+static int utf8_sequence(const u8 *s, i64 avail) {
+    const u8 c = s[0];
+    int need;
+    u8 lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c == 0xE0) { need = 2; lo = 0xA0; }
+    else if (c >= 0xE1 && c <= 0xEC) need = 2;
+    else if (c == 0xED) { need = 2; hi = 0x9F; }
+    else if (c >= 0xEE && c <= 0xEF) need = 2;
+    else if (c == 0xF0) { need = 3; lo = 0x90; }
+    else if (c >= 0xF1 && c <= 0xF3) need = 3;
+    else if (c == 0xF4) { need = 3; hi = 0x8F; }
+    else return 0;
+    if (need >= avail) return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (int k = 2; k <= need; k++)
+        if (s[k] < 0x80 || s[k] > 0xBF) return 0;
+    return need + 1;
+}
+
+/*
+ * Structural bytes ("\n", '"', the delimiter, bytes >= 0x80) in order: 16 bytes are compared
+ * at once (SSE2, the x86_64 baseline) into a bit mask whose set bits are popped one by one.
+ */
+typedef struct {
+    const u8 *buf;
+    i64 base, hi;
+    u32 mask;
+    u8 delim;
+} Scanner;
+
+static inline u32 block_mask(const Scanner *s, i64 at) {
+#ifdef __SSE2__
+    if (at + 16 <= s->hi) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(s->buf + at));
+        const __m128i m = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(v, _mm_set1_epi8('"'))),
+            _mm_cmpeq_epi8(v, _mm_set1_epi8((char)s->delim)));
+        /* movemask takes each byte's top bit: compares give 0xFF, bytes >= 0x80 have it already */
+        return (u32)_mm_movemask_epi8(_mm_or_si128(m, v));
+    }
+#endif
+    u32 m = 0;
+    for (int k = 0; k < 16 && at + k < s->hi; k++) {
+        const u8 c = s->buf[at + k];
+        if (c == '\n' || c == '"' || c == s->delim || c >= 0x80) m |= 1u << k;
+    }
+    return m;
+}
+
+static inline void scanner_init(Scanner *s, const u8 *buf, i64 pos, i64 hi, u8 delim) {
+    s->buf = buf;
+    s->hi = hi;
+    s->delim = delim;
+    s->base = pos;
+    s->mask = pos < hi ? block_mask(s, pos) : 0;
+}
+
+/* Position of the next structural byte, or hi. */
+static inline i64 scanner_next(Scanner *s) {
+    while (s->mask == 0) {
+        s->base += 16;
+        if (s->base >= s->hi) return s->hi;
+        s->mask = block_mask(s, s->base);
+    }
+    const i64 at = s->base + __builtin_ctz(s->mask);
+    s->mask &= s->mask - 1;
+    return at;
+}
+
+/* Fibonacci hashing: the top bits of the product (cap is a power of two, at least 2). */
+static inline int shift_of(i64 cap) { return 64 - __builtin_ctzll((u64)cap); }
+static inline u64 slot_of(u64 key, int shift) { return key * 0x9E3779B97F4A7C15ULL >> shift; }
+
+/* One table entry: a normalised document and its sums (one cache access per valid row). */
+typedef struct {
+    u64 key;
+    i64 rows;
+    i64 cents;
+} Entry;
+
+/* Re-insert every entry of the old table into the (empty, larger) new one. */
+EXPORT void upflow_rehash(const Entry *old, i64 old_cap, Entry *table, i64 cap) {
+    const u64 mask = (u64)cap - 1;
+    const int shift = shift_of(cap);
+    for (i64 j = 0; j < old_cap; j++) {
+        if (old[j].key == EMPTY_KEY) continue;
+        u64 h = slot_of(old[j].key, shift);
+        while (table[h].key != EMPTY_KEY) h = (h + 1) & mask;
+        table[h] = old[j];
+    }
+}
+
+/*
+ * Process the rows of buf[state[S_POS], hi): state[S_POS] is a row start at even quote parity
+ * and hi the end of a row. bad[256] flags bytes that make a row undecodable in a single-byte
+ * encoding (params[P_UTF8] = 0); with P_UTF8 = 1 rows with bytes >= 0x80 are checked as UTF-8.
+ */
+EXPORT i64 upflow_scan(const u8 *buf, i64 hi, const i64 *params, const u8 *bad, i64 *state, i64 *exc,
+                       Entry *table) {
+    const u8 delim = (u8)params[P_DELIM];
+    const i64 ncols = params[P_NCOLS], doc_i = params[P_DOC_I], amt_i = params[P_AMT_I];
+    const i64 max_row = params[P_MAX_ROW], exc_cap = params[P_EXC_CAP];
+    const int utf8 = (int)params[P_UTF8];
+    const u64 mask = (u64)params[P_TABLE_CAP] - 1, table_limit = (u64)params[P_TABLE_CAP] / 2;
+    const int shift = shift_of(params[P_TABLE_CAP]);
+    i64 pos = state[S_POS], lines = state[S_LINES];
+    Scanner sc;
+    scanner_init(&sc, buf, pos, hi, delim);
+
+    i64 n_total = 0, n_valid = 0, n_invalid = 0, cents_total = state[S_CENTS];
+    i64 nexc = state[S_NEXC];
+    u64 used = (u64)state[S_USED];
+    i64 status = ST_DONE;
+    i64 fstart[MAX_FIELDS + 1];
+
+    while (pos < hi) {
+        if (nexc >= exc_cap) { status = ST_EXC_FULL; break; }
+        if (used >= table_limit) { status = ST_TABLE_FULL; break; }
+        const i64 start = pos;
+        i64 q, nd = 0, nl = 0;
+        int odd = 0, undecodable = 0;
+        i64 sequence_end = 0; /* bytes before it belong to a UTF-8 sequence already checked */
+        fstart[0] = start;
+        for (;;) {
+            q = scanner_next(&sc);
+            if (q >= hi) { q = hi; break; }
+            const u8 c = buf[q];
+            if (c == delim) {
+                if (!odd && ++nd < MAX_FIELDS) fstart[nd] = q + 1;
+            } else if (c == '\n') {
+                nl++;
+                if (!odd) break;
+            } else if (c == '"') {
+                odd ^= 1;
+            } else if (q >= sequence_end) { /* a byte >= 0x80 starting a character */
+                if (utf8) {
+                    const int n = utf8_sequence(buf + q, hi - q);
+                    if (n == 0) undecodable = 1;
+                    else sequence_end = q + n;
+                } else if (bad[c]) {
+                    undecodable = 1;
+                }
+            }
+        }
+        const i64 end = q; /* the row's "\n" (or hi) */
+        i64 cend = end;
+        if (cend > start && buf[cend - 1] == '\r') cend--;
+        const i64 line = lines;
+        lines += nl;
+        pos = end + 1;
+        if (end - start <= max_row && cend == start) continue; /* blank line */
+        int kind = -1, dv = D_FALLBACK, av = A_FALLBACK, doc_n = 0;
+        i64 ds = 0, de = 0, as = 0, ae = 0;
+        u64 key = 0;
+        i64 c = 0;
+        if (end - start > max_row || end >= hi) {
+            kind = K_FALLBACK;
+        } else if (undecodable) {
+            kind = K_FALLBACK;
+        }
+        if (kind < 0 && nd + 1 != ncols) kind = K_FIELDS;
+        if (kind < 0) {
+            ds = fstart[doc_i];
+            de = doc_i == ncols - 1 ? cend : fstart[doc_i + 1] - 1;
+            as = fstart[amt_i];
+            ae = amt_i == ncols - 1 ? cend : fstart[amt_i + 1] - 1;
+            dv = judge_document(buf + ds, de - ds, &key, &doc_n);
+            av = dv == D_FALLBACK ? A_FALLBACK : judge_amount(buf + as, ae - as, &c);
+            if (dv == D_FALLBACK || av == A_FALLBACK) kind = K_FALLBACK;
+            else if (dv != D_VALID || av != A_VALID) kind = K_INVALID;
+        }
+        if (kind < 0) { /* valid: sum it */
+            u64 h = slot_of(key, shift);
+            while (table[h].key != EMPTY_KEY && table[h].key != key) h = (h + 1) & mask;
+            Entry *e = &table[h];
+            const int fresh = e->key == EMPTY_KEY;
+            i64 new_cents, new_total;
+            if (__builtin_add_overflow(fresh ? 0 : e->cents, c, &new_cents) ||
+                __builtin_add_overflow(cents_total, c, &new_total)) {
+                status = ST_OVERFLOW;
+                pos = start;
+                lines = line;
+                break;
+            }
+            if (fresh) {
+                e->key = key;
+                e->rows = 0;
+                used++;
+            }
+            e->rows += 1;
+            e->cents = new_cents;
+            cents_total = new_total;
+            n_total++;
+            n_valid++;
+            continue;
+        }
+        if (kind != K_FALLBACK) {
+            n_total++;
+            n_invalid++;
+        }
+        i64 *x = exc + nexc * X_COLS;
+        x[X_KIND] = kind;
+        x[X_START] = start;
+        x[X_END] = end;
+        x[X_CEND] = cend;
+        x[X_LINE] = line;
+        x[X_NFIELDS] = nd + 1;
+        x[X_DOC] = dv;
+        x[X_DOC_N] = doc_n;
+        x[X_AMT] = av;
+        x[X_DS] = ds;
+        x[X_DE] = de;
+        x[X_AS] = as;
+        x[X_AE] = ae;
+        nexc++;
+    }
+    state[S_POS] = pos;
+    state[S_LINES] = lines;
+    state[S_ROWS_TOTAL] += n_total;
+    state[S_ROWS_VALID] += n_valid;
+    state[S_ROWS_INVALID] += n_invalid;
+    state[S_CENTS] = cents_total;
+    state[S_NEXC] = nexc;
+    state[S_USED] = (i64)used;
+    state[S_STATUS] = status;
+    return status;
+}
