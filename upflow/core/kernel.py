@@ -42,7 +42,6 @@ from upflow.core.rows import (
     Context,
     clip,
     make_errors,
-    new_error,
     scalar_row,
 )
 
@@ -202,27 +201,31 @@ def _drain(acc: Accumulator, buf: bytes, exc: Arr, ctx: Context) -> None:
         INVALID_AMOUNT,
         lambda code, _n: _AMOUNT_MESSAGES[code],
     )
-    other = exc[kinds != K_INVALID]
-    append, new, enc = acc.errors.append, new_error, ctx.encoding
-    header, ncols = ctx.fmt.header, ctx.ncols
-    n_missing = n_extra = 0
-    columns = other[:, [X_KIND, X_START, X_END, X_CEND, X_LINE, X_NFIELDS]].tolist()
-    for kind, pos, end, cend, line, n in columns:
-        if kind == K_FIELDS:
-            text = clip(buf[pos:cend].decode(enc))
-            message = f"row has {n} fields, the header has {ncols}"
-            if n < ncols:
-                n_missing += 1
-                append((pos, new(line, header[n], MISSING_FIELD, message, text)))
-            else:
-                n_extra += 1
-                append((pos, new(line, "", EXTRA_FIELDS, message, text)))
-        else:
-            scalar_row(acc, buf[pos:end], pos, line, ctx)
-    by_code = acc.errors_by_code
-    for code, count in ((MISSING_FIELD, n_missing), (EXTRA_FIELDS, n_extra)):
-        if count:
-            by_code[code] = by_code.get(code, 0) + count
+    wrong_count = exc[kinds == K_FIELDS]
+    _field_count_errors(acc, buf, wrong_count, MISSING_FIELD, ctx)
+    _field_count_errors(acc, buf, wrong_count, EXTRA_FIELDS, ctx)
+    for pos, end, line in exc[kinds == K_FALLBACK][:, [X_START, X_END, X_LINE]].tolist():
+        scalar_row(acc, buf[pos:end], pos, line, ctx)
+
+
+def _field_count_errors(acc: Accumulator, buf: bytes, rows: Arr, code: str, ctx: Context) -> None:
+    """``missing_field`` (too few fields) or ``extra_fields`` (too many) errors, built column-wise."""
+    missing = code == MISSING_FIELD
+    rows = rows[(rows[:, X_NFIELDS] < ctx.ncols) == missing]
+    n = rows.shape[0]
+    if n == 0:
+        return
+    enc, header, ncols = ctx.encoding, ctx.fmt.header, ctx.ncols
+    counts = rows[:, X_NFIELDS].tolist()
+    texts = [
+        clip(buf[a:b].decode(enc))
+        for a, b in zip(rows[:, X_START].tolist(), rows[:, X_CEND].tolist(), strict=True)
+    ]
+    columns = [header[k] for k in counts] if missing else repeat("")
+    messages = [f"row has {k} fields, the header has {ncols}" for k in counts]
+    errors = make_errors(rows[:, X_LINE].tolist(), columns, repeat(code), messages, texts, n)
+    acc.errors.extend(zip(rows[:, X_START].tolist(), errors, strict=True))
+    acc.errors_by_code[code] = acc.errors_by_code.get(code, 0) + n
 
 
 def kernel_region(

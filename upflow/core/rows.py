@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, overload
 
 from upflow.core.chunking import ChunkRange
@@ -281,7 +282,7 @@ class Accumulator:
                 [t[1] for _, t in items],
                 [t[2] for _, t in items],
             )
-        self.errors.sort(key=lambda e: e[0])
+        self.errors.sort(key=itemgetter(0))  # stable: a row's errors keep their order
         return RegionResult(
             rows_total=self.rows_total,
             rows_valid=self.rows_valid,
