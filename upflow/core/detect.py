@@ -13,6 +13,8 @@ from upflow.definition import Limits
 
 BOM = codecs.BOM_UTF8
 DELIMITERS = (",", ";", "\t", "|")
+# The only bytes Windows-1252 does not define: a cp1252 row holding one cannot be decoded.
+CP1252_UNDEFINED_BYTES = bytes((0x81, 0x8D, 0x8F, 0x90, 0x9D))
 
 DOCUMENT_ALIASES = frozenset(
     {

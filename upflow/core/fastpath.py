@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from upflow.core.csvscan import first_row_start
+from upflow.core.detect import CP1252_UNDEFINED_BYTES
 from upflow.core.documents import (
     CNPJ,
     CNPJ_W1,
@@ -401,7 +402,7 @@ def _exact_sum(x: Arr) -> int:
     return sum(x.tolist())
 
 
-_CP1252_UNDEFINED = np.array([0x81, 0x8D, 0x8F, 0x90, 0x9D], np.uint8)
+_CP1252_UNDEFINED = np.frombuffer(CP1252_UNDEFINED_BYTES, np.uint8)
 
 
 def _undecodable(buf: bytes, b_lo: int, b_hi: int, a: Arr, encoding: str) -> Arr:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from upflow.core.detect import CP1252_UNDEFINED_BYTES
 from upflow.core.documents import (
     MSG_CNPJ_CHECK,
     MSG_CNPJ_REPEATED,
@@ -72,8 +73,6 @@ _DOC_MESSAGES = {1: MSG_CPF_REPEATED, 2: MSG_CPF_CHECK, 3: MSG_CNPJ_REPEATED, 4:
 _DOC_LENGTH = 5
 _AMOUNT_MESSAGES = {1: MSG_NOT_MONEY, 2: MSG_AMBIGUOUS, 3: MSG_DECIMALS, 4: MSG_GROUPING, 5: MSG_TOO_LARGE}
 
-_CP1252_UNDEFINED = (0x81, 0x8D, 0x8F, 0x90, 0x9D)
-
 _p = ctypes.c_void_p
 _i64 = ctypes.c_int64
 
@@ -117,7 +116,7 @@ def _bad_bytes(encoding: str) -> tuple[int, Arr]:
     if encoding == "utf-8":
         return 1, bad
     if encoding == "cp1252":
-        bad[list(_CP1252_UNDEFINED)] = 1
+        bad[list(CP1252_UNDEFINED_BYTES)] = 1
     else:  # any other encoding: rows with non-ASCII bytes go to the reference
         bad[128:] = 1
     return 0, bad
