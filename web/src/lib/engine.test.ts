@@ -120,10 +120,22 @@ describe('PartSigner', () => {
     expect((await signer.sign(2, blob(2))).url).toBe('https://s3/p2?v2')
     expect(calls[1]!.numbers).toEqual([2, 3, 4, 5])
     expect(calls[1]!.checksums).toEqual({ '2': 'crc(part-2)', '3': 'crc(part-3)', '4': 'crc(part-4)', '5': 'crc(part-5)' })
-    for (const n of [3, 4, 5]) expect((await signer.sign(n, blob(n))).url).toBe(`https://s3/p${n}?v2`)
+    expect((await signer.sign(3, blob(3))).url).toBe('https://s3/p3?v2')
+    expect(calls).toHaveLength(2) // two URLs (4, 5) still signed ahead: no call yet
+  })
+
+  it('signs the next batch in the background before the signed URLs run out', async () => {
+    const { signer, calls } = setup(12)
+    for (const n of [1, 2, 3]) await signer.sign(n, blob(n))
     expect(calls).toHaveLength(2)
+    expect((await signer.sign(4, blob(4))).url).toBe('https://s3/p4?v2')
+    // One URL (5) left ahead, under half a batch: the next batch is being signed already.
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    expect(calls).toHaveLength(3)
+    expect(calls[2]!.numbers[0]).toBe(6)
+    expect((await signer.sign(5, blob(5))).url).toBe('https://s3/p5?v2')
     expect((await signer.sign(6, blob(6))).url).toBe('https://s3/p6?v3')
-    expect(calls[2]!.numbers).toEqual([6, 7, 8, 9])
+    expect(calls).toHaveLength(3) // part 6 found its URL ready
   })
 
   it('waits for a batch already signing the part instead of signing it twice', async () => {
@@ -162,10 +174,10 @@ describe('PartSigner', () => {
 
   it('gives a retried part a fresh URL', async () => {
     const { signer, calls } = setup(3)
-    await signer.sign(2, blob(2))
+    const first = await signer.sign(2, blob(2))
     const again = await signer.sign(2, blob(2))
-    expect(again.url).toBe('https://s3/p2?v2')
-    expect(calls[1]!.numbers[0]).toBe(2)
+    expect(again.url).not.toBe(first.url)
+    expect(calls.at(-1)!.numbers[0]).toBe(2)
   })
 
   it('re-signs a cached URL about to expire', async () => {
