@@ -27,6 +27,7 @@ from upflow.definition import MiB
 from upflow.local.stack import WEB_DIST, LocalStack
 from upflow.local.webserver import WebServer, serve_web
 from upflow.testing.browser import launch_chromium
+from upflow.uploader import crc32_b64
 
 pytestmark = pytest.mark.browser
 
@@ -213,14 +214,21 @@ def test_upload_reaches_completed_with_errors_with_right_counts(
 def test_upload_survives_aborted_part_puts_byte_identical(
     context: BrowserContext, web_url: str, big_csv: CsvFile, stack: LocalStack, s3: Any
 ) -> None:
-    """(2) About 1 PUT in 5 is cut by the network; retries finish the upload and S3 holds the same bytes."""
+    """(2) About 1 PUT in 5 is cut by the network; retries finish the upload and S3 holds the same bytes.
+
+    Every PUT also carries the CRC32 the page computed (in its workers) for that part: moto
+    takes the header without checking it, so the test checks it against the file's bytes.
+    """
     page = context.new_page()
     counts = {"puts": 0, "aborted": 0}
+    sent_checksums: dict[int, set[str]] = {}
 
     def flaky(route: Route) -> None:
         if not is_part_put(route.request, stack.endpoint):
             route.continue_()
             return
+        number = part_number(route.request.url)
+        sent_checksums.setdefault(number, set()).add(route.request.headers.get("x-amz-checksum-crc32", ""))
         counts["puts"] += 1
         if counts["puts"] % 5 == 2:
             counts["aborted"] += 1
@@ -242,6 +250,10 @@ def test_upload_survives_aborted_part_puts_byte_identical(
     stored = s3.get_object(Bucket=stack.names.bucket, Key=status["key"])["Body"].read()
     assert len(stored) == len(big_csv.data)
     assert stored == big_csv.data
+    size = int(status["part_size"])
+    parts = -(-len(big_csv.data) // size)
+    expected = {n: {crc32_b64(big_csv.data[(n - 1) * size : n * size])} for n in range(1, parts + 1)}
+    assert sent_checksums == expected
 
 
 def test_reload_mid_upload_resumes_without_resending_parts(

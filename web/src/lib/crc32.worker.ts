@@ -1,5 +1,5 @@
 // Computes part checksums off the main thread so the page stays responsive.
-import { crc32OfBlobFast } from './crc32'
+import { crc32OfBlobInWorker } from './crc32'
 
 interface Request {
   id: number
@@ -9,7 +9,7 @@ interface Request {
 self.onmessage = async (event: MessageEvent<Request>) => {
   const { id, blob } = event.data
   try {
-    const checksum = await crc32OfBlobFast(blob)
+    const checksum = await crc32OfBlobInWorker(blob)
     self.postMessage({ id, checksum })
   } catch (error) {
     self.postMessage({ id, error: error instanceof Error ? error.message : String(error) })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseConfig } from './config'
-import { crc32, crc32Base64, crc32OfBlob, crc32Update } from './crc32'
+import { crc32, crc32Base64, crc32OfBlob, crc32OfBlobInWorker, crc32Update } from './crc32'
 import { backoffDelays, missingParts, partCount, partRange, RateEstimator } from './progress'
 import { PartSigner } from './partSigner'
 import { expirySeconds, signedHeaders } from './signing'
@@ -26,6 +26,38 @@ describe('crc32', () => {
     const bytes = new Uint8Array(9 * 1024 * 1024 + 3)
     for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31 + 7) & 0xff
     expect(await crc32OfBlob(new Blob([bytes]))).toBe(crc32Base64(crc32(bytes)))
+  })
+})
+
+/** A Blob whose slices keep their bytes at hand, so a synchronous reader can be faked in Node. */
+class ByteBlob extends Blob {
+  constructor(readonly data: Uint8Array) {
+    super([data as Uint8Array<ArrayBuffer>])
+  }
+  override slice(start?: number, end?: number): Blob {
+    return new ByteBlob(this.data.subarray(start ?? 0, end ?? this.data.length))
+  }
+}
+
+class FakeFileReaderSync {
+  static reads = 0
+  readAsArrayBuffer(blob: Blob): ArrayBuffer {
+    FakeFileReaderSync.reads += 1
+    return (blob as ByteBlob).data.slice().buffer
+  }
+}
+
+describe('crc32 in a worker (FileReaderSync)', () => {
+  it('equals the plain CRC, read in 16 MiB pieces', async () => {
+    const bytes = new Uint8Array(20 * 1024 * 1024 + 3)
+    for (let i = 0; i < bytes.length; i += 997) bytes[i] = (i * 13) & 0xff
+    FakeFileReaderSync.reads = 0
+    expect(await crc32OfBlobInWorker(new ByteBlob(bytes), FakeFileReaderSync)).toBe(crc32Base64(crc32(bytes)))
+    expect(FakeFileReaderSync.reads).toBe(2)
+  })
+  it('falls back to the asynchronous read where FileReaderSync is missing', async () => {
+    const bytes = enc.encode('documento;valor\n52998224725;1,00\n')
+    expect(await crc32OfBlobInWorker(new Blob([bytes]), undefined)).toBe(crc32Base64(crc32(bytes)))
   })
 })
 
