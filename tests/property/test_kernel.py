@@ -8,8 +8,10 @@ resumable edges (exception buffer full, table growth, int64 overflow) are driven
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -61,6 +63,23 @@ def test_library_needs_no_libc_symbol(tmp_path) -> None:
     ).stdout
     assert "upflow_scan" in exported and "upflow_rehash" in exported
     assert lib.stat().st_mode & 0o044 == 0o044  # readable by Lambda's runtime user
+
+
+def test_python_mirrors_match_the_c_enums() -> None:
+    source = (Path(kernel.__file__).parent / "scan.c").read_text()
+    mirrored = 0
+    for body in re.findall(r"^enum \{(.*?)\};", source, flags=re.M):
+        value = -1
+        for item in body.split(","):
+            name, _, explicit = (part.strip() for part in item.partition("="))
+            value = int(explicit) if explicit else value + 1
+            assert getattr(kernel, name) == value, name
+            mirrored += 1
+    assert mirrored >= 50
+    defines = dict(re.findall(r"^#define (MAX_FIELDS) (\d+)", source, flags=re.M))
+    assert int(defines["MAX_FIELDS"]) == kernel.MAX_FIELDS
+    assert "#define EMPTY_KEY UINT64_MAX" in source and kernel.EMPTY_KEY == 2**64 - 1
+    assert kernel.ENTRY.itemsize == 24  # struct Entry { u64 key; i64 rows; i64 cents; }
 
 
 @settings(max_examples=300, deadline=None)

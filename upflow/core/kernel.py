@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 # Set to "0" to run the numpy fast path even where the kernel is built (comparisons, debugging).
 DISABLE_ENV = "UPFLOW_KERNEL"
 
-# Mirrors of the enums in scan.c.
+# Mirrors of the enums and limits in scan.c (a test compares them with the C source).
 (S_POS, S_LINES, S_ROWS_TOTAL, S_ROWS_VALID, S_ROWS_INVALID, S_CENTS, S_NEXC, S_USED, S_STATUS, S_LEN) = (
     range(10)
 )
@@ -69,9 +69,21 @@ EXCEPTION_ROWS = 8192
 FIRST_TABLE_CAPACITY = 1 << 12
 
 # Verdict codes of scan.c (0 = valid) → the reference's messages.
-_DOC_MESSAGES = {1: MSG_CPF_REPEATED, 2: MSG_CPF_CHECK, 3: MSG_CNPJ_REPEATED, 4: MSG_CNPJ_CHECK}
-_DOC_LENGTH = 5
-_AMOUNT_MESSAGES = {1: MSG_NOT_MONEY, 2: MSG_AMBIGUOUS, 3: MSG_DECIMALS, 4: MSG_GROUPING, 5: MSG_TOO_LARGE}
+D_VALID, D_CPF_REPEATED, D_CPF_CHECK, D_CNPJ_REPEATED, D_CNPJ_CHECK, D_LENGTH, D_FALLBACK = range(7)
+A_VALID, A_NOT_MONEY, A_AMBIGUOUS, A_DECIMALS, A_GROUPING, A_TOO_LARGE, A_FALLBACK = range(7)
+_DOC_MESSAGES = {
+    D_CPF_REPEATED: MSG_CPF_REPEATED,
+    D_CPF_CHECK: MSG_CPF_CHECK,
+    D_CNPJ_REPEATED: MSG_CNPJ_REPEATED,
+    D_CNPJ_CHECK: MSG_CNPJ_CHECK,
+}
+_AMOUNT_MESSAGES = {
+    A_NOT_MONEY: MSG_NOT_MONEY,
+    A_AMBIGUOUS: MSG_AMBIGUOUS,
+    A_DECIMALS: MSG_DECIMALS,
+    A_GROUPING: MSG_GROUPING,
+    A_TOO_LARGE: MSG_TOO_LARGE,
+}
 
 _p = ctypes.c_void_p
 _i64 = ctypes.c_int64
@@ -152,7 +164,7 @@ class _Table:
 
 @cache
 def _document_message(code: int, n: int) -> str:
-    return msg_length(n) if code == _DOC_LENGTH else _DOC_MESSAGES[code]
+    return msg_length(n) if code == D_LENGTH else _DOC_MESSAGES[code]
 
 
 def _field_errors(
