@@ -1,9 +1,9 @@
 /*
  * upflow's compiled row kernel: one pass over a region of whole CSV rows.
  *
- * Built by upflow/core/kernel.py (`gcc -O2 -shared -nostdlib`: no libc at all, so the
+ * Built by upflow/core/kernel_build.py (`gcc -O3 -shared -nostdlib`: no libc at all, so the
  * library loads on any x86_64 Linux, Lambda's Amazon Linux included) and called through
- * ctypes. It is an accelerator, not a second definition of the rules: for every row it
+ * ctypes by upflow/core/kernel.py. It is an accelerator, not a second definition of the rules: for every row it
  * either decides exactly what the scalar reference (upflow/core/rows.py: scalar_row with
  * documents.classify_document and money.parse_parts) decides, or hands the row back to
  * Python as FALLBACK. A property test proves kernel == scalar on random files.
@@ -15,7 +15,8 @@
  *   - wrong number of fields                                        -> FIELDS exception
  *   - document or amount invalid                                    -> INVALID exception (codes)
  *   - valid: summed into an open-addressing table keyed by the normalised document
- *     (CPF: its 11 digits as a number; CNPJ: its first 12 characters in base 36, times 2, + 1).
+ *     (CPF: its 11 digits as a number; CNPJ: its first 12 characters in base 36; shifted left
+ *     by one bit, set for a CNPJ).
  *
  * The call stops early (status != DONE, state[S_POS] = next row) when the exception
  * buffer is full, the table is half full, or a sum would overflow int64; Python then
