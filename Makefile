@@ -15,7 +15,7 @@ KERNEL := upflow/core/_scan.so
 
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade 'pip<26.3'  # chalice 1.34 (chalice package drives pip) requires pip<26.3
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
