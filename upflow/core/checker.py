@@ -82,7 +82,7 @@ def check_file(
             res = process_chunk(data, chunk, size, fmt, bool(parity), read, limits, fast=fast)
             errors.extend((1 + newlines_before + e.line_offset, e) for e in res.errors)
             totals.append(res.totals)
-            light.append(dataclasses.replace(res, totals=DocumentTotals([], [], [], []), errors=()))
+            light.append(dataclasses.replace(res, totals=DocumentTotals.empty(), errors=()))
             # The same rule the workers use: parity and newlines of the raw range.
             parity ^= data.count(b'"') & 1
             newlines_before += data.count(b"\n")

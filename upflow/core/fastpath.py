@@ -453,13 +453,8 @@ def _field_count_errors(
         else:
             err = new(lines[k], "", EXTRA_FIELDS, f"row has {n} fields, the header has {ncols}", text)
         append((pos_l[k], err))
-    _count_errors(acc, MISSING_FIELD, n_missing)
-    _count_errors(acc, EXTRA_FIELDS, rows.size - n_missing)
-
-
-def _count_errors(acc: Accumulator, code: str, n: int) -> None:
-    if n:
-        acc.errors_by_code[code] = acc.errors_by_code.get(code, 0) + n
+    acc.count_errors(MISSING_FIELD, n_missing)
+    acc.count_errors(EXTRA_FIELDS, rows.size - n_missing)
 
 
 def _block(
@@ -593,8 +588,8 @@ def _block(
             if ab:
                 value = buf[a_fs[k] : a_fe[k]].decode("ascii")
                 append((pos_l[k], new(lines[k], amt_col, INVALID_AMOUNT, msgs[amsg[k]], value)))
-        _count_errors(acc, INVALID_DOCUMENT, int(dbad.sum()))
-        _count_errors(acc, INVALID_AMOUNT, int(abad.sum()))
+        acc.count_errors(INVALID_DOCUMENT, int(dbad.sum()))
+        acc.count_errors(INVALID_AMOUNT, int(abad.sum()))
     return nl.size
 
 
@@ -653,7 +648,7 @@ def merge_totals(scalar: dict[str, list[Any]], fast: list[tuple[Any, Any, Any]])
     else:
         cents = np.concatenate(cents_p)
     if docs.size == 0:
-        return DocumentTotals([], [], [], [])
+        return DocumentTotals.empty()
     order = np.argsort(docs)
     ds = docs[order]
     starts = np.concatenate(([0], np.flatnonzero(ds[1:] != ds[:-1]) + 1))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from itertools import repeat
 from pathlib import Path
@@ -180,18 +180,26 @@ def _field_errors(
 ) -> None:
     """One ``code`` error per exception row whose ``code_col`` is set (built column-wise)."""
     rows = rows[rows[:, code_col] != 0]
-    n = rows.shape[0]
-    if n == 0:
+    if rows.shape[0] == 0:
         return
     # Judged fields are ASCII and at most 64 bytes (scan.c): no decoding surprises, no clipping.
-    values = [
-        buf[a:b].decode("ascii")
-        for a, b in zip(rows[:, start_col].tolist(), rows[:, end_col].tolist(), strict=True)
-    ]
+    values = [buf[a:b].decode("ascii") for a, b in _bounds(rows, start_col, end_col)]
     messages = list(map(message, rows[:, code_col].tolist(), rows[:, X_DOC_N].tolist()))
-    errors = make_errors(rows[:, X_LINE].tolist(), repeat(column), repeat(code), messages, values, n)
+    _add_errors(acc, rows, code, repeat(column), messages, values)
+
+
+def _bounds(rows: Arr, start_col: int, end_col: int) -> Iterator[tuple[int, int]]:
+    return zip(rows[:, start_col].tolist(), rows[:, end_col].tolist(), strict=True)
+
+
+def _add_errors(
+    acc: Accumulator, rows: Arr, code: str, columns: Iterable[str], messages: list[str], values: list[str]
+) -> None:
+    """One ``code`` error per exception row (line and position from the row), built column-wise."""
+    n = rows.shape[0]
+    errors = make_errors(rows[:, X_LINE].tolist(), columns, repeat(code), messages, values, n)
     acc.errors.extend(zip(rows[:, X_START].tolist(), errors, strict=True))
-    acc.errors_by_code[code] = acc.errors_by_code.get(code, 0) + n
+    acc.count_errors(code, n)
 
 
 def _drain(acc: Accumulator, buf: bytes, exc: Arr, ctx: Context) -> None:
@@ -223,20 +231,14 @@ def _field_count_errors(acc: Accumulator, buf: bytes, rows: Arr, code: str, ctx:
     """``missing_field`` (too few fields) or ``extra_fields`` (too many) errors, built column-wise."""
     missing = code == MISSING_FIELD
     rows = rows[(rows[:, X_NFIELDS] < ctx.ncols) == missing]
-    n = rows.shape[0]
-    if n == 0:
+    if rows.shape[0] == 0:
         return
     enc, header, ncols = ctx.encoding, ctx.fmt.header, ctx.ncols
     counts = rows[:, X_NFIELDS].tolist()
-    texts = [
-        clip(buf[a:b].decode(enc))
-        for a, b in zip(rows[:, X_START].tolist(), rows[:, X_CEND].tolist(), strict=True)
-    ]
+    texts = [clip(buf[a:b].decode(enc)) for a, b in _bounds(rows, X_START, X_CEND)]
     columns = [header[k] for k in counts] if missing else repeat("")
     messages = [f"row has {k} fields, the header has {ncols}" for k in counts]
-    errors = make_errors(rows[:, X_LINE].tolist(), columns, repeat(code), messages, texts, n)
-    acc.errors.extend(zip(rows[:, X_START].tolist(), errors, strict=True))
-    acc.errors_by_code[code] = acc.errors_by_code.get(code, 0) + n
+    _add_errors(acc, rows, code, columns, messages, texts)
 
 
 def kernel_region(
@@ -259,7 +261,7 @@ def kernel_region(
     )
     state = np.zeros(S_LEN, np.int64)
     state[S_POS], state[S_LINES] = lo, line_base
-    exc = np.zeros((EXCEPTION_ROWS, X_COLS), np.int64)
+    exc = np.empty((EXCEPTION_ROWS, X_COLS), np.int64)  # scan.c writes every column it reports
     while True:
         status = kernel.scan(
             data.ctypes.data,

@@ -129,6 +129,10 @@ class DocumentTotals(Sequence[DocumentTotal]):
         self.cents = cents
         self._objects: tuple[DocumentTotal, ...] | None = None
 
+    @classmethod
+    def empty(cls) -> DocumentTotals:
+        return cls([], [], [], [])
+
     def _materialized(self) -> tuple[DocumentTotal, ...]:
         if self._objects is None:
             amounts = list(map(cents_to_decimal, self.cents))
@@ -256,7 +260,12 @@ class Accumulator:
 
     def error(self, pos: int, err: RowError) -> None:
         self.errors.append((pos, err))
-        self.errors_by_code[err.code] = self.errors_by_code.get(err.code, 0) + 1
+        self.count_errors(err.code, 1)
+
+    def count_errors(self, code: str, n: int) -> None:
+        """Count ``n`` errors of ``code`` whose records the caller appends itself (in bulk)."""
+        if n:
+            self.errors_by_code[code] = self.errors_by_code.get(code, 0) + n
 
     def add_valid(self, document: str, doc_type: str, cents: int) -> None:
         self.rows_valid += 1

@@ -65,11 +65,13 @@ const READ_SLICE = 4 * 1024 * 1024
 /** CRC32 of a Blob, read in 4 MiB slices so a 5 GiB part never sits in memory whole. */
 export async function crc32OfBlob(blob: Blob): Promise<string> {
   let crc = 0
-  for (let offset = 0; offset < blob.size; offset += READ_SLICE) {
-    const buf = await blob.slice(offset, Math.min(blob.size, offset + READ_SLICE)).arrayBuffer()
-    crc = crc32Update(crc, new Uint8Array(buf))
-  }
+  for (const piece of pieces(blob, READ_SLICE)) crc = crc32Update(crc, new Uint8Array(await piece.arrayBuffer()))
   return crc32Base64(crc)
+}
+
+/** `blob` cut into consecutive slices of `size` bytes (the last one shorter). */
+function* pieces(blob: Blob, size: number): Generator<Blob> {
+  for (let offset = 0; offset < blob.size; offset += size) yield blob.slice(offset, Math.min(blob.size, offset + size))
 }
 
 type Hasher = Awaited<ReturnType<typeof createCRC32>>
@@ -78,6 +80,10 @@ let wasmHasher: Promise<Hasher | null> | null = null
 function hasher(): Promise<Hasher | null> {
   wasmHasher ??= createCRC32().catch(() => null)
   return wasmHasher
+}
+
+function digestBase64(h: Hasher): string {
+  return crc32Base64(Number.parseInt(h.digest('hex'), 16) >>> 0)
 }
 
 /**
@@ -97,11 +103,8 @@ async function wasmCrc(blob: Blob): Promise<string> {
   const h = await hasher()
   if (!h) return crc32OfBlob(blob)
   h.init()
-  for (let offset = 0; offset < blob.size; offset += READ_SLICE) {
-    const buf = await blob.slice(offset, Math.min(blob.size, offset + READ_SLICE)).arrayBuffer()
-    h.update(new Uint8Array(buf))
-  }
-  return crc32Base64(Number.parseInt(h.digest('hex'), 16) >>> 0)
+  for (const piece of pieces(blob, READ_SLICE)) h.update(new Uint8Array(await piece.arrayBuffer()))
+  return digestBase64(h)
 }
 
 /** Part bytes read at a time by `crc32OfBlobInWorker` (a whole 8–16 MiB part in one read). */
@@ -124,9 +127,6 @@ export async function crc32OfBlobInWorker(
   // Synchronous from here on: no other message handler can use the hasher meanwhile.
   const reader = new Reader()
   h.init()
-  for (let offset = 0; offset < blob.size; offset += WORKER_READ_SLICE) {
-    const piece = blob.slice(offset, Math.min(blob.size, offset + WORKER_READ_SLICE))
-    h.update(new Uint8Array(reader.readAsArrayBuffer(piece)))
-  }
-  return crc32Base64(Number.parseInt(h.digest('hex'), 16) >>> 0)
+  for (const piece of pieces(blob, WORKER_READ_SLICE)) h.update(new Uint8Array(reader.readAsArrayBuffer(piece)))
+  return digestBase64(h)
 }
