@@ -43,6 +43,7 @@ dev: $(INSTALLED) $(KERNEL) $(WEB_DIST)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Strict for the product; tests may leave fixtures and helpers unannotated.
 typecheck: $(INSTALLED)

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from csvgen import Expected, generate
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from upflow.definition import MiB
@@ -124,6 +125,41 @@ def choose_and_start(page: Page, path: Path, expect_resume: bool = False) -> Non
     start.wait_for(timeout=90_000)  # the preview answers first; slow on a loaded 2-core machine
     assert start.inner_text() == ("Resume upload" if expect_resume else "Start upload")
     start.click()
+
+
+class HeldParts:
+    """A route handler that keeps part PUTs waiting, unsent, while ``holding``.
+
+    Holds the upload mid-flight for as long as a test needs, whatever the speed of
+    the machine (DevTools' upload throttling does not slow in-memory request bodies,
+    which the page sends). ``release`` lets the held requests go; those the page
+    aborted meanwhile (pause, cancel) are gone already.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.holding = False
+        self.held: list[Route] = []
+        self.seen: list[str] = []
+
+    def handle(self, route: Route) -> None:
+        if not is_part_put(route.request, self.endpoint):
+            route.continue_()
+            return
+        self.seen.append(route.request.url)
+        if self.holding:
+            self.held.append(route)
+        else:
+            route.continue_()
+
+    def release(self) -> None:
+        self.holding = False
+        held, self.held = self.held, []
+        for route in held:
+            try:
+                route.continue_()
+            except PlaywrightError:
+                pass  # the page aborted it meanwhile
 
 
 def wait_for(page: Page, predicate: Callable[[], bool], timeout: float, message: str) -> None:
@@ -357,52 +393,51 @@ def test_bad_files_are_refused_before_any_request(
 def test_pause_resume_and_cancel(
     context: BrowserContext, web_url: str, big_csv: CsvFile, stack: LocalStack, tmp_path: Path
 ) -> None:
-    """Pause stops part PUTs, resume finishes the upload; cancel sends DELETE and the server says aborted."""
+    """Pause stops part PUTs, resume finishes the upload; cancel sends DELETE and the server says aborted.
+
+    Part PUTs are held at the network layer (``HeldParts``) while the buttons are
+    pressed, so each one acts mid-upload however fast the machine uploads.
+    """
     head = big_csv.data[: 24 * MiB]
     head = head[: head.rindex(b"\n") + 1]
     page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    # ~4 MiB/s upstream: slow enough to press the buttons mid-upload.
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 4 * MiB},
-    )
-    puts: list[str] = []
+    parts = HeldParts(stack.endpoint)
+    page.route(f"{stack.endpoint}/**", parts.handle)
     deletes: list[str] = []
-
-    def track(request: Request) -> None:
-        if is_part_put(request, stack.endpoint):
-            puts.append(request.url)
-        elif request.method == "DELETE" and request.url.startswith(stack.api_url):
-            deletes.append(request.url)
-
-    page.on("request", track)
+    page.on(
+        "request",
+        lambda r: deletes.append(r.url) if r.method == "DELETE" and r.url.startswith(stack.api_url) else None,
+    )
     page.goto(web_url)
 
     paused_file = tmp_path / "pausa.csv"
     paused_file.write_bytes(head)
+    parts.holding = True
     choose_and_start(page, paused_file)
-    wait_for(page, lambda: len(puts) >= 1, 30, "no part PUT started")
+    wait_for(page, lambda: len(parts.held) >= 1, 30, "no part PUT started")
     page.get_by_test_id("pause-button").click()
     page.wait_for_selector('[data-testid=upload-phase][data-phase="paused"]')
+    parts.release()  # what the pause aborted stays aborted
     page.wait_for_timeout(300)
-    sent_when_paused = len(puts)
+    sent_when_paused = len(parts.seen)
     page.wait_for_timeout(2000)
-    assert len(puts) == sent_when_paused, "part PUTs went on while paused"
+    assert len(parts.seen) == sent_when_paused, "part PUTs went on while paused"
     resume = page.get_by_test_id("resume-button")
     resume.focus()
     page.keyboard.press("Enter")  # keyboard usable
     wait_uploaded(page, timeout_ms=120_000)
-    assert len(puts) > sent_when_paused
+    assert len(parts.seen) > sent_when_paused
 
     cancelled_file = tmp_path / "cancela.csv"
     cancelled_file.write_bytes(head)
+    parts.holding = True
+    sent_before = len(parts.seen)
     choose_and_start(page, cancelled_file)
-    wait_for(page, lambda: len(puts) > sent_when_paused + 4, 30, "the second upload sent no part")
+    wait_for(page, lambda: len(parts.seen) > sent_before, 30, "the second upload sent no part")
     session = saved_session(page)
     page.get_by_test_id("cancel-button").click()
     page.wait_for_selector('[data-testid=upload-phase][data-phase="cancelled"]', timeout=30_000)
+    parts.release()
     assert deletes == [f"{stack.api_url}/uploads/{session['upload_id']}"]
     status = page.request.get(
         f"{stack.api_url}/uploads/{session['upload_id']}",

@@ -17,8 +17,19 @@ from upflow.core.detect import FileFormat, detect_format
 from upflow.core.rows import RegionResult, RowError, process_chunk
 from upflow.definition import Limits
 
-DOCS = ["529.982.247-25", "52998224725", "11.222.333/0001-81", "11222333000181", "12ABC34501DE35",
-        "12abc34501de35", "11111111111", "123", "529.982.247-24", "", "abc"]
+DOCS = [
+    "529.982.247-25",
+    "52998224725",
+    "11.222.333/0001-81",
+    "11222333000181",
+    "12ABC34501DE35",
+    "12abc34501de35",
+    "11111111111",
+    "123",
+    "529.982.247-24",
+    "",
+    "abc",
+]
 AMOUNTS = ["10", "1.234,56", "1,234.56", "R$ -10,00", "(12,50)", "1.234", "x", "", "0,5"]
 TEXT = st.text(alphabet=st.sampled_from(list('ab ;,|\t"\nçã\r')), max_size=8)
 
@@ -64,8 +75,9 @@ def _limits() -> Limits:
     return Limits(max_row_bytes=60, sniff_bytes=4096)
 
 
-def _run_chunked(data: bytes, fmt: FileFormat, limits: Limits, chunk_size: int, **kw: object
-                 ) -> tuple[list[RegionResult], list[tuple[int, RowError]]]:
+def _run_chunked(
+    data: bytes, fmt: FileFormat, limits: Limits, chunk_size: int, **kw: object
+) -> tuple[list[RegionResult], list[tuple[int, RowError]]]:
     reads: list[tuple[int, int]] = []
 
     def read(a: int, b: int) -> bytes:

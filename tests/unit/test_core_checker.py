@@ -81,7 +81,9 @@ def test_check_file_matches_independent(tmp_path: Path, chunk_size: int | None) 
 def test_check_file_crlf_quotes_and_too_long(tmp_path: Path) -> None:
     data = (
         b'\xef\xbb\xbfcpf,valor\r\n529.982.247-25,"1,00"\r\n\r\n"11.222.333/0001-81","R$ 2,50"\r\n'
-        + b"1" * 300 + b",1\r\n" + b'"52998224725","3"'
+        + b"1" * 300
+        + b",1\r\n"
+        + b'"52998224725","3"'
     )
     path = tmp_path / "g.csv"
     path.write_bytes(data)

@@ -96,8 +96,17 @@ def test_fast_path_verdicts_equal_validate_docbr(kernel: bool) -> None:
     data = ("documento;valor\n" + body).encode("utf-8")
     limits = Limits()
     fmt = detect_format(data, True, limits)
-    res = process_chunk(data, ChunkRange(0, 0, len(data)), len(data), fmt, False,
-                        lambda a, b: data[a:b], limits, fast_min_group=1, kernel=kernel)
+    res = process_chunk(
+        data,
+        ChunkRange(0, 0, len(data)),
+        len(data),
+        fmt,
+        False,
+        lambda a, b: data[a:b],
+        limits,
+        fast_min_group=1,
+        kernel=kernel,
+    )
     ref = _reference(values)
     bad_lines = {e.line_offset for e in res.errors}
     ours = [(i + 1) not in bad_lines for i in range(len(values))]

@@ -11,7 +11,7 @@ from upflow.core.rows import RowError
 ERRS = [
     RowError(0, "documento", "invalid_document", "CPF check digits do not match", "529.982.247-24"),
     RowError(3, "", "extra_fields", "row has 5 fields", 'a;"b\nc";d,e'),
-    RowError(7, "valor", "invalid_amount", "not a money amount", "R$ ção\r\n\"x\""),
+    RowError(7, "valor", "invalid_amount", "not a money amount", 'R$ ção\r\n"x"'),
 ]
 
 

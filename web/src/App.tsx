@@ -11,6 +11,7 @@ import { formatBytes, formatDuration, formatPercent, formatRate } from './lib/fo
 import { RateEstimator, type ProgressSnapshot } from './lib/progress'
 import { browserStorage, UploadStore, type RecentUpload } from './lib/storage'
 import type { PreviewResponse } from './lib/types'
+import { ChecksumPool } from './lib/checksum'
 import { prepareSession, UploadController } from './lib/uploader'
 import { checkFile } from './lib/validate'
 
@@ -61,6 +62,8 @@ export default function App() {
   const [finished, setFinished] = useState<{ elapsedMs: number; bytes: number } | null>(null)
 
   const controllerRef = useRef<UploadController | null>(null)
+  /** CRC32 workers started when a file is chosen, handed to the upload that starts */
+  const poolRef = useRef<ChecksumPool | null>(null)
   const rateRef = useRef(new RateEstimator())
   const lastUiUpdate = useRef(0)
   const lastMilestone = useRef(0)
@@ -72,7 +75,13 @@ export default function App() {
       .catch((error: unknown) => setConfigError(describeError(error)))
   }, [])
 
-  useEffect(() => () => controllerRef.current?.destroy(), [])
+  useEffect(
+    () => () => {
+      controllerRef.current?.destroy()
+      poolRef.current?.close()
+    },
+    [],
+  )
 
   const { doc, error: pollError } = useStatusPoll(api, statusTarget, pollNonce)
 
@@ -97,6 +106,7 @@ export default function App() {
         return
       }
       if (!api) return
+      poolRef.current ??= new ChecksumPool()
       setResumable(store.loadSession(fingerprint(chosen)) !== null)
       setPhase('checking')
       try {
@@ -143,36 +153,44 @@ export default function App() {
     }
     setRecent(store.recent())
     const fp = fingerprint(file)
-    const controller = new UploadController(api, file, prepared, {
-      onProgress,
-      onAlreadyUploaded: (bytes, parts) => {
-        if (parts > 0) {
-          setAnnouncement(`${parts} parts were already stored; sending the rest`)
-          onProgress(bytes, file.size)
-        }
+    const pool = poolRef.current ?? undefined
+    poolRef.current = null
+    const controller = new UploadController(
+      api,
+      file,
+      prepared,
+      {
+        onProgress,
+        onAlreadyUploaded: (bytes, parts) => {
+          if (parts > 0) {
+            setAnnouncement(`${parts} parts were already stored; sending the rest`)
+            onProgress(bytes, file.size)
+          }
+        },
+        onPaused: (paused) => {
+          rateRef.current.reset()
+          setPhase(paused ? 'paused' : 'uploading')
+          setAnnouncement(paused ? 'Upload paused' : 'Upload resumed')
+        },
+        onCompleting: () => setPhase('completing'),
+        onComplete: () => {
+          setFinished({ elapsedMs: performance.now() - startedAt, bytes: file.size })
+          store.forgetSession(fp)
+          setResumable(false)
+          setPhase('uploaded')
+          setProgress((p) => (p ? { ...p, bytesDone: p.bytesTotal, percent: 100, secondsLeft: 0 } : p))
+          setAnnouncement('Upload complete; validation started')
+          setStatusTarget({ uploadId: prepared.session.upload_id, token: prepared.session.token })
+          setPollNonce((n) => n + 1)
+        },
+        onError: (words) => {
+          setPhase('failed')
+          setMessage(words)
+          setAnnouncement(`Upload stopped: ${words}`)
+        },
       },
-      onPaused: (paused) => {
-        rateRef.current.reset()
-        setPhase(paused ? 'paused' : 'uploading')
-        setAnnouncement(paused ? 'Upload paused' : 'Upload resumed')
-      },
-      onCompleting: () => setPhase('completing'),
-      onComplete: () => {
-        setFinished({ elapsedMs: performance.now() - startedAt, bytes: file.size })
-        store.forgetSession(fp)
-        setResumable(false)
-        setPhase('uploaded')
-        setProgress((p) => (p ? { ...p, bytesDone: p.bytesTotal, percent: 100, secondsLeft: 0 } : p))
-        setAnnouncement('Upload complete; validation started')
-        setStatusTarget({ uploadId: prepared.session.upload_id, token: prepared.session.token })
-        setPollNonce((n) => n + 1)
-      },
-      onError: (words) => {
-        setPhase('failed')
-        setMessage(words)
-        setAnnouncement(`Upload stopped: ${words}`)
-      },
-    })
+      pool,
+    )
     controllerRef.current = controller
     setPhase('uploading')
     setAnnouncement(prepared.resumed ? 'Resuming the upload' : 'Upload started')

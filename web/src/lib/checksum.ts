@@ -1,7 +1,10 @@
 // A small pool of CRC32 workers; falls back to the main thread where Workers are missing.
-import { crc32OfBlobFast } from './crc32'
+// The page makes one when a file is chosen, so the workers have started (and compiled
+// their WebAssembly) by the time the upload asks for its first checksum.
+import { crc32OfBlobFast, type PartDigest } from './crc32'
 
-type Pending = { resolve: (v: string) => void; reject: (e: Error) => void }
+type Pending = { resolve: (v: PartDigest) => void; reject: (e: Error) => void }
+type Answer = { id: number; checksum?: string; bytes?: Uint8Array | null; error?: string }
 
 export class ChecksumPool {
   private readonly workers: Worker[] = []
@@ -14,12 +17,12 @@ export class ChecksumPool {
     try {
       for (let i = 0; i < size; i++) {
         const worker = new Worker(new URL('./crc32.worker.ts', import.meta.url), { type: 'module' })
-        worker.onmessage = (event: MessageEvent<{ id: number; checksum?: string; error?: string }>) => {
-          const { id, checksum, error } = event.data
+        worker.onmessage = (event: MessageEvent<Answer>) => {
+          const { id, checksum, bytes, error } = event.data
           const waiter = this.pending.get(id)
           if (!waiter) return
           this.pending.delete(id)
-          if (checksum != null) waiter.resolve(checksum)
+          if (checksum != null) waiter.resolve({ checksum, bytes: bytes ?? null })
           else waiter.reject(new Error(error ?? 'checksum failed'))
         }
         this.workers.push(worker)
@@ -29,13 +32,14 @@ export class ChecksumPool {
     }
   }
 
-  checksum(blob: Blob): Promise<string> {
-    if (this.workers.length === 0) return crc32OfBlobFast(blob)
+  /** The CRC32 of `blob`; with `keepBytes`, also its bytes where a worker could read them. */
+  async digest(blob: Blob, keepBytes: boolean): Promise<PartDigest> {
+    if (this.workers.length === 0) return { checksum: await crc32OfBlobFast(blob), bytes: null }
     const worker = this.workers[this.turn++ % this.workers.length]!
     const id = this.nextId++
-    return new Promise<string>((resolve, reject) => {
+    return new Promise<PartDigest>((resolve, reject) => {
       this.pending.set(id, { resolve, reject })
-      worker.postMessage({ id, blob })
+      worker.postMessage({ id, blob, keep: keepBytes })
     })
   }
 

@@ -82,6 +82,11 @@ function hasher(): Promise<Hasher | null> {
   return wasmHasher
 }
 
+/** Compile the WebAssembly CRC32 now, so the first part's checksum does not wait for it. */
+export function prepareHasher(): void {
+  void hasher()
+}
+
 function digestBase64(h: Hasher): string {
   return crc32Base64(Number.parseInt(h.digest('hex'), 16) >>> 0)
 }
@@ -129,4 +134,29 @@ export async function crc32OfBlobInWorker(
   h.init()
   for (const piece of pieces(blob, WORKER_READ_SLICE)) h.update(new Uint8Array(reader.readAsArrayBuffer(piece)))
   return digestBase64(h)
+}
+
+/** A part's CRC32 and, when asked for, the bytes it was computed over. */
+export interface PartDigest {
+  checksum: string
+  bytes: Uint8Array | null
+}
+
+/**
+ * `crc32OfBlobInWorker`, and with `keepBytes` the part's bytes too, read in one
+ * piece: the PUT then sends these bytes instead of reading the file a second
+ * time (Chromium's per-byte cost of a file read is most of the page's upload CPU;
+ * web/README.md). Without FileReaderSync or WebAssembly no bytes are kept.
+ */
+export async function digestInWorker(
+  blob: Blob,
+  keepBytes: boolean,
+  Reader = (globalThis as { FileReaderSync?: new () => SyncReader }).FileReaderSync,
+): Promise<PartDigest> {
+  const h = keepBytes && Reader ? await hasher() : null
+  if (!Reader || !h) return { checksum: await crc32OfBlobInWorker(blob, Reader), bytes: null }
+  const bytes = new Uint8Array(new Reader().readAsArrayBuffer(blob))
+  h.init()
+  h.update(bytes)
+  return { checksum: digestBase64(h), bytes }
 }

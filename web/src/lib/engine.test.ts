@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseConfig } from './config'
-import { crc32, crc32Base64, crc32OfBlob, crc32OfBlobInWorker, crc32Update } from './crc32'
+import { crc32, crc32Base64, crc32OfBlob, crc32OfBlobInWorker, crc32Update, digestInWorker } from './crc32'
 import { backoffDelays, missingParts, partCount, partRange, RateEstimator } from './progress'
 import { PartSigner } from './partSigner'
 import { expirySeconds, signedHeaders } from './signing'
@@ -54,6 +54,19 @@ describe('crc32 in a worker (FileReaderSync)', () => {
     FakeFileReaderSync.reads = 0
     expect(await crc32OfBlobInWorker(new ByteBlob(bytes), FakeFileReaderSync)).toBe(crc32Base64(crc32(bytes)))
     expect(FakeFileReaderSync.reads).toBe(2)
+  })
+  it('hands back the bytes it hashed when asked to keep them (one read)', async () => {
+    const bytes = new Uint8Array(64 * 1024 + 5)
+    for (let i = 0; i < bytes.length; i += 101) bytes[i] = (i * 7) & 0xff
+    FakeFileReaderSync.reads = 0
+    const kept = await digestInWorker(new ByteBlob(bytes), true, FakeFileReaderSync)
+    expect(kept.checksum).toBe(crc32Base64(crc32(bytes)))
+    expect(kept.bytes).toEqual(bytes)
+    expect(FakeFileReaderSync.reads).toBe(1)
+    const plain = await digestInWorker(new ByteBlob(bytes), false, FakeFileReaderSync)
+    expect(plain).toEqual({ checksum: kept.checksum, bytes: null })
+    // no FileReaderSync (main thread): a checksum, no bytes
+    expect(await digestInWorker(new Blob([bytes]), true, undefined)).toEqual({ checksum: kept.checksum, bytes: null })
   })
   it('falls back to the asynchronous read where FileReaderSync is missing', async () => {
     const bytes = enc.encode('documento;valor\n52998224725;1,00\n')
@@ -170,6 +183,26 @@ describe('PartSigner', () => {
     expect(calls).toHaveLength(3) // part 6 found its URL ready
   })
 
+  it('reads ahead no further than `ahead` parts past the part asked for', async () => {
+    const asked: number[] = []
+    const signer = new PartSigner({
+      partSize: 10,
+      partCount: 40,
+      slice: blob,
+      checksum: async (_b, n) => {
+        asked.push(n)
+        return `crc${n}`
+      },
+      call: async (numbers) => ({ urls: Object.fromEntries(numbers.map((n) => [String(n), `u${n}`])), expires_at: '' }),
+      ahead: 4,
+    })
+    for (let n = 1; n <= 12; n++) {
+      await signer.sign(n, blob(n))
+      expect(Math.max(...asked)).toBeLessThanOrEqual(n + 4)
+    }
+    expect(new Set(asked).size).toBe(asked.length) // each part checksummed once
+  })
+
   it('waits for a batch already signing the part instead of signing it twice', async () => {
     const { signer, calls } = setup(10)
     await signer.sign(1, blob(1))
@@ -223,9 +256,9 @@ describe('PartSigner', () => {
   it('never signs ahead parts S3 already has, nor past the last part', async () => {
     const { signer, calls } = setup(6)
     signer.markStored([2, 3])
-    await signer.sign(1, blob(1))
-    await signer.sign(4, blob(4))
-    expect(calls.map((c) => c.numbers)).toEqual([[1], [4, 5, 6]])
+    for (const n of [1, 4, 5, 6]) await signer.sign(n, blob(n))
+    const signed = calls.flatMap((c) => c.numbers)
+    expect(signed.sort((a, b) => a - b)).toEqual([1, 4, 5, 6])
   })
 
   it('without checksums: no checksums, no checksum headers', async () => {

@@ -26,8 +26,8 @@ export interface PartSignerOptions {
   partCount: number
   /** the bytes of part n (1-based), for checksumming parts ahead */
   slice: (partNumber: number) => Blob
-  /** base64 CRC32 of a blob, or null when the upload does not use checksums */
-  checksum: ((blob: Blob) => Promise<string>) | null
+  /** base64 CRC32 of part `partNumber` (`blob`), or null when the upload does not use checksums */
+  checksum: ((blob: Blob, partNumber: number) => Promise<string>) | null
   call: SignCall
   ahead?: number
   now?: () => number
@@ -42,7 +42,7 @@ export class PartSigner {
   private readonly lowWater: number
   private readonly now: () => number
   private readonly slice: (partNumber: number) => Blob
-  private readonly checksum: ((blob: Blob) => Promise<string>) | null
+  private readonly checksum: ((blob: Blob, partNumber: number) => Promise<string>) | null
   private readonly call: SignCall
   private readonly cache = new Map<number, Entry>()
   private readonly handedOut = new Set<number>()
@@ -114,7 +114,7 @@ export class PartSigner {
     if (!this.checksum) return null
     let sum = this.sums.get(n)
     if (!sum) {
-      sum = this.checksum(body ?? this.slice(n))
+      sum = this.checksum(body ?? this.slice(n), n)
       this.sums.set(n, sum)
       sum.then(
         () => this.ready.add(n),
@@ -124,13 +124,15 @@ export class PartSigner {
     return sum
   }
 
-  /** Start the checksums of the next parts nobody has asked for yet. */
+  /**
+   * Start the checksums of the parts among the next `ahead` that nobody has asked
+   * for yet. The window is counted from `partNumber`, signed parts included, so
+   * the parts read ahead (and their bytes, kept for the PUT) stay within `ahead`.
+   */
   private prefetch(partNumber: number): void {
     if (!this.checksum) return
-    for (let n = partNumber + 1, k = 0; n <= this.partCount && k < this.ahead; n++) {
-      if (!this.waiting(n)) continue
-      k++
-      void this.checksumOf(n)?.catch(() => undefined)
+    for (let n = partNumber + 1; n <= this.partCount && n <= partNumber + this.ahead; n++) {
+      if (this.waiting(n)) void this.checksumOf(n)?.catch(() => undefined)
     }
   }
 

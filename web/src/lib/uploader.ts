@@ -9,6 +9,8 @@
 //                            part asked for and up to 15 following parts signed in one
 //                            call by PartSigner; the PUT carries the signed
 //                            x-amz-checksum-crc32 + x-amz-sdk-checksum-algorithm headers)
+//   uploadPartBytes        → Uppy's own XHR PUT, sending the bytes the CRC32 worker
+//                            read (PartBytes) when it kept them, else the file slice
 //   listParts              → GET /uploads/{id}/parts
 //   completeMultipartUpload→ POST /uploads/{id}/complete with {part_number, etag}
 //   abortMultipartUpload   → DELETE /uploads/{id}, only when the user cancels (Uppy also
@@ -22,9 +24,10 @@ import AwsS3 from '@uppy/aws-s3'
 import Uppy from '@uppy/core'
 import { ApiClient, ApiError, describeError } from './api'
 import { ChecksumPool } from './checksum'
+import { heldBytesBudget, PartBytes } from './partBytes'
 import { fingerprint } from './fingerprint'
 import { backoffDelays, partRange } from './progress'
-import { PartSigner } from './partSigner'
+import { PartSigner, SIGN_AHEAD } from './partSigner'
 import type { SavedSession, UploadStore } from './storage'
 import type { CompleteResponse } from './types'
 
@@ -96,6 +99,9 @@ export class UploadController {
   private readonly api: ApiClient
   private readonly uppy: Uppy
   private readonly pool: ChecksumPool
+  private readonly partBytes: PartBytes
+  /** Uppy's body Blob of each part signed, so its PUT can find the bytes already read */
+  private readonly partOfBody = new WeakMap<Blob, number>()
   private readonly signer: PartSigner
   private readonly fileId: string
   private cancelRequested = false
@@ -103,17 +109,22 @@ export class UploadController {
   private paused = false
   private finished = false
 
-  constructor(api: ApiClient, file: File, prepared: PreparedSession, events: UploadEvents) {
+  /** `pool`: CRC32 workers started beforehand (the controller owns and closes them); else its own. */
+  constructor(api: ApiClient, file: File, prepared: PreparedSession, events: UploadEvents, pool?: ChecksumPool) {
     this.api = api
     this.session = prepared.session
     const { upload_id: id, token, key, part_size: partSize } = prepared.session
-    this.pool = new ChecksumPool(2)
+    this.pool = pool ?? new ChecksumPool(2)
+    this.partBytes = new PartBytes(
+      (blob, keep) => this.pool.digest(blob, keep),
+      heldBytesBudget(partSize, SIGN_AHEAD + PARTS_IN_FLIGHT),
+    )
     const useChecksums = prepared.checksums
     this.signer = new PartSigner({
       partSize,
       partCount: prepared.session.part_count,
       slice: (n) => file.slice(...partRange(n, partSize, file.size)),
-      checksum: useChecksums ? (blob) => this.pool.checksum(blob) : null,
+      checksum: useChecksums ? (blob, n) => this.partBytes.checksum(n, blob) : null,
       call: (numbers, checksums) => api.signParts(id, token, numbers, checksums),
     })
 
@@ -134,9 +145,17 @@ export class UploadController {
       signPart: async (_file, { partNumber, body, signal }) => {
         signal?.throwIfAborted()
         const signed = await this.signer.sign(partNumber, body)
+        this.partOfBody.set(body, partNumber)
         // No `expires`: Uppy would turn it into a PUT timeout, killing slow large parts.
         // An expired URL is answered 403 "Request has expired" by S3; Uppy then re-signs.
         return { method: 'PUT' as const, url: signed.url, headers: signed.headers }
+      },
+      uploadPartBytes: (options) => {
+        const partNumber = options.body instanceof Blob ? this.partOfBody.get(options.body) : undefined
+        const bytes = partNumber === undefined ? null : this.partBytes.take(partNumber)
+        if (!bytes || bytes.byteLength !== options.size) return AwsS3.uploadPartBytes(options)
+        // XMLHttpRequest sends a Uint8Array as it sends a Blob; Uppy's type only names Blob.
+        return AwsS3.uploadPartBytes({ ...options, body: bytes as unknown as Blob })
       },
       completeMultipartUpload: async (_file, { parts, signal }) => {
         events.onCompleting()
@@ -210,6 +229,7 @@ export class UploadController {
   }
 
   destroy(): void {
+    this.partBytes.close()
     this.pool.close()
     this.uppy.destroy()
   }
