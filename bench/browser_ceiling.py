@@ -1,0 +1,162 @@
+"""What Chromium itself can PUT on this machine, with no page logic at all.
+
+    .venv/bin/python bench/browser_ceiling.py                  # 512 MiB, 2 rounds
+    .venv/bin/python bench/browser_ceiling.py --size-mib 128 --rounds 1
+
+The ceiling under bench/browser_upload.py's ratio. One local stack (moto
+server); one file; the part size the API would choose; every part presigned
+up front (no API in the loop); 6 PUTs in flight; the PUT phase only (no
+create, no complete). Four senders, alternating, each a fresh multipart
+upload aborted afterwards:
+
+* ``python``: 6 threads, ``os.pread`` + ``zlib.crc32`` + one ``requests`` PUT with
+  the ``x-amz-checksum-crc32`` header — what the CLI does per part;
+* ``blob``: bench/ceiling/index.html in headless Chromium, the file slice as the
+  XHR body (Chromium's cheapest path; no checksum possible);
+* ``twice``: a worker reads each part first (as a checksum needs), then the
+  file slice is sent — two reads per part;
+* ``once``: a worker reads each part and the PUT sends those bytes — one read
+  per part, upflow's page since 2026-11-26.
+
+Chromium runs under ``upflow.testing.devtools`` (no DevTools Network domain),
+as in bench/browser_upload.py. Prints MiB/s per sender and each browser
+sender's ratio to ``python``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.browser_upload import write_csv  # noqa: E402
+from upflow.core.partsize import plan_parts  # noqa: E402
+from upflow.definition import Limits, MiB  # noqa: E402
+from upflow.local.processes import free_port  # noqa: E402
+from upflow.local.stack import start_stack  # noqa: E402
+from upflow.local.webserver import serve_web  # noqa: E402
+from upflow.testing.devtools import DevToolsBrowser, DevToolsPage  # noqa: E402
+from upflow.uploader import crc32_b64  # noqa: E402
+
+PAGE_DIR = Path(__file__).resolve().parent / "ceiling"
+IN_FLIGHT = 6
+BROWSER_MODES = ("blob", "twice", "once")
+
+
+def python_puts(path: Path, urls: list[str], part_size: int) -> float:
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=IN_FLIGHT))
+    fd = os.open(path, os.O_RDONLY)
+
+    def put(index: int) -> None:
+        data = os.pread(fd, part_size, index * part_size)
+        answer = session.put(urls[index], data=data, headers={"x-amz-checksum-crc32": crc32_b64(data)})
+        answer.raise_for_status()
+
+    try:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(IN_FLIGHT) as pool:
+            list(pool.map(put, range(len(urls))))
+        return time.perf_counter() - started
+    finally:
+        os.close(fd)
+        session.close()
+
+
+def browser_puts(page: DevToolsPage, urls: list[str], part_size: int, mode: str) -> float:
+    call = f"uploadParts({json.dumps(urls)}, {part_size}, {json.dumps(mode)}, {IN_FLIGHT})"
+    return float(page.evaluate(call, timeout=3600)) / 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+    size = args.size_mib * MiB
+    part_size = plan_parts(size, Limits()).part_size
+    times: dict[str, list[float]] = {m: [] for m in ("python", *BROWSER_MODES)}
+    with tempfile.TemporaryDirectory(prefix="upflow-ceiling-") as tmp:
+        work = Path(tmp)
+        stack = start_stack(
+            moto_port=free_port(),
+            api_port=free_port(),
+            web_port=free_port(),
+            chunk_workers=1,
+            stack_name="ceiling",
+            log_dir=work / "logs",
+            serve_page=False,
+        )
+        try:
+            stack.pause_chunk_workers()
+            origin = urlsplit(stack.env["UPFLOW_WEB_ORIGIN"])
+            web = serve_web(PAGE_DIR, origin.hostname or "127.0.0.1", origin.port or 0, stack.api_url)
+            s3: Any = stack.boto3_client("s3")
+            bucket = stack.names.bucket
+            data = work / "ceiling.csv"
+            write_csv(data, size)
+            parts = math.ceil(size / part_size)
+            with DevToolsBrowser.launch() as browser:
+                page = browser.page()
+                page.navigate(web.url + "/index.html")
+                page.set_input_files("#file", [data])
+
+                def sender(mode: str) -> Callable[[list[str]], float]:
+                    if mode == "python":
+                        return lambda urls: python_puts(data, urls, part_size)
+                    return lambda urls: browser_puts(page, urls, part_size, mode)
+
+                senders = {mode: sender(mode) for mode in times}
+                for round_ in range(args.rounds):
+                    for name, send in senders.items():
+                        # outside the uploads prefix: no event, nothing to process
+                        key = f"bench/ceiling-{name}-{round_}.csv"
+                        upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+                        urls = [
+                            s3.generate_presigned_url(
+                                "upload_part",
+                                Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": n},
+                                ExpiresIn=3600,
+                            )
+                            for n in range(1, parts + 1)
+                        ]
+                        try:
+                            times[name].append(send(urls))
+                        finally:
+                            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+                        rate = size / MiB / times[name][-1]
+                        print(f"round {round_ + 1} {name:6s}: {rate:7.1f} MiB/s", flush=True)
+            web.close()
+        finally:
+            stack.stop()
+
+    print(f"{args.size_mib} MiB in {parts} parts of {part_size // MiB} MiB, {IN_FLIGHT} in flight, PUTs only")
+    python_rate = size / MiB / statistics.median(times["python"])
+    print(f"python (CLI's way):  {python_rate:7.1f} MiB/s (median of {args.rounds})")
+    for mode in BROWSER_MODES:
+        rate = size / MiB / statistics.median(times[mode])
+        print(f"chromium {mode:6s}:     {rate:7.1f} MiB/s   ratio to python {rate / python_rate:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
