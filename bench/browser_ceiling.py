@@ -37,18 +37,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.browser_upload import write_csv  # noqa: E402
+from bench.browser_upload import bench_stack, write_csv  # noqa: E402
 from upflow.core.partsize import plan_parts  # noqa: E402
 from upflow.definition import Limits, MiB  # noqa: E402
-from upflow.local.processes import free_port  # noqa: E402
-from upflow.local.stack import start_stack  # noqa: E402
-from upflow.local.webserver import serve_web  # noqa: E402
 from upflow.testing.devtools import DevToolsBrowser, DevToolsPage  # noqa: E402
 from upflow.uploader import crc32_b64  # noqa: E402
 
@@ -97,19 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {m: [] for m in ("python", *BROWSER_MODES)}
     with tempfile.TemporaryDirectory(prefix="upflow-ceiling-") as tmp:
         work = Path(tmp)
-        stack = start_stack(
-            moto_port=free_port(),
-            api_port=free_port(),
-            web_port=free_port(),
-            chunk_workers=1,
-            stack_name="ceiling",
-            log_dir=work / "logs",
-            serve_page=False,
-        )
-        try:
-            stack.pause_chunk_workers()
-            origin = urlsplit(stack.env["UPFLOW_WEB_ORIGIN"])
-            web = serve_web(PAGE_DIR, origin.hostname or "127.0.0.1", origin.port or 0, stack.api_url)
+        with bench_stack("ceiling", work, PAGE_DIR) as (stack, web):
             s3: Any = stack.boto3_client("s3")
             bucket = stack.names.bucket
             data = work / "ceiling.csv"
@@ -145,9 +129,6 @@ def main(argv: list[str] | None = None) -> int:
                             s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
                         rate = size / MiB / times[name][-1]
                         print(f"round {round_ + 1} {name:6s}: {rate:7.1f} MiB/s", flush=True)
-            web.close()
-        finally:
-            stack.stop()
 
     print(f"{args.size_mib} MiB in {parts} parts of {part_size // MiB} MiB, {IN_FLIGHT} in flight, PUTs only")
     python_rate = size / MiB / statistics.median(times["python"])

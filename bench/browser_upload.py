@@ -32,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -72,6 +74,32 @@ def write_csv(path: Path, size: int) -> None:
             stem = f"{VALID_CPFS[0]};Cliente;1,00;"
             filler = max(0, rest - len(stem) - 1)
             written += out.write((stem + "x" * filler + "\n").encode()[:rest])
+
+
+@contextmanager
+def bench_stack(name: str, work: Path, page_dir: Path) -> Iterator[tuple[LocalStack, WebServer]]:
+    """A fresh local stack, chunk workers paused (no validation competing for the CPU),
+    and ``page_dir`` served on the origin its CORS rules allow."""
+    stack = start_stack(
+        moto_port=free_port(),
+        api_port=free_port(),
+        web_port=free_port(),
+        chunk_workers=1,
+        stack_name=name,
+        log_dir=work / "logs",
+        serve_page=False,
+    )
+    try:
+        stack.pause_chunk_workers()
+        origin = urlsplit(stack.env["UPFLOW_WEB_ORIGIN"])
+        assert origin.hostname and origin.port, "the stack names a web origin with a port"
+        web = serve_web(page_dir, origin.hostname, origin.port, stack.api_url)
+        try:
+            yield stack, web
+        finally:
+            web.close()
+    finally:
+        stack.stop()
 
 
 def cli_upload(path: Path, api_url: str, home: Path, concurrency: int | None) -> float:
@@ -155,25 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     size = args.size_mib * MiB
-    web_port = free_port()
+    cli_times: list[float] = []
+    page_times: list[float] = []
     with tempfile.TemporaryDirectory(prefix="upflow-bench-") as tmp:
         work = Path(tmp)
-        stack: LocalStack = start_stack(
-            moto_port=free_port(),
-            api_port=free_port(),
-            web_port=web_port,
-            chunk_workers=1,
-            stack_name="bench",
-            log_dir=work / "logs",
-            serve_page=False,
-        )
-        web: WebServer | None = None
-        try:
-            stack.pause_chunk_workers()
-            origin = urlsplit(stack.env["UPFLOW_WEB_ORIGIN"])
-            web = serve_web(WEB_DIST, origin.hostname or "127.0.0.1", origin.port or web_port, stack.api_url)
-            cli_times: list[float] = []
-            page_times: list[float] = []
+        with bench_stack("bench", work, WEB_DIST) as (stack, web):
             for round_ in range(args.rounds):
                 for who in ("cli", "browser"):
                     path = work / f"bench-{who}-{round_}.csv"
@@ -187,10 +201,6 @@ def main(argv: list[str] | None = None) -> int:
                     path.unlink()
                     last = (cli_times if who == "cli" else page_times)[-1]
                     print(f"round {round_ + 1} {who:7s}: {size / MiB / last:7.1f} MiB/s", flush=True)
-        finally:
-            if web is not None:
-                web.close()
-            stack.stop()
 
     cli_rate = size / MiB / min(cli_times)
     page_rate = size / MiB / min(page_times)
