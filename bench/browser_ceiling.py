@@ -87,9 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--part-mib", type=int, default=None, help="part size (default: the API's choice)")
     args = parser.parse_args(argv)
     size = args.size_mib * MiB
-    part_size = plan_parts(size, Limits()).part_size
+    part_size = args.part_mib * MiB if args.part_mib else plan_parts(size, Limits()).part_size
     times: dict[str, list[float]] = {m: [] for m in ("python", *BROWSER_MODES)}
     with tempfile.TemporaryDirectory(prefix="upflow-ceiling-") as tmp:
         work = Path(tmp)
