@@ -11,17 +11,19 @@ page's preflight must accept it), then uploads it
 
 * with the CLI: ``upflow upload FILE --api URL -q`` in a subprocess, timed
   wall-clock (process start included, ~0.3 s);
-* with the page in headless Chromium (Debian's /usr/bin/chromium): choose
-  the file, wait for the preview, click "Start upload"; the time is the page's
-  own (``data-elapsed-ms``: from the click handler, POST /uploads included,
-  to the answer of POST /uploads/{id}/complete), so Playwright's polling
-  latency is not counted;
+* with the page in headless Chromium (Debian's /usr/bin/chromium), driven
+  over the bare DevTools pipe (``upflow.testing.devtools``; ``--driver
+  playwright`` for Playwright, whose Network instrumentation copies every
+  in-memory PUT body: web/README.md): choose the file, wait for the preview,
+  click "Start upload"; the time is the page's own (``data-elapsed-ms``: from
+  the click handler, POST /uploads included, to the answer of
+  POST /uploads/{id}/complete), so the driver's polling latency is not counted;
 
-and prints both MiB/s and the ratio browser / CLI (target >= 0.8). Each round
-uploads a file of a different name (a fresh upload, no resume).
-Both clients pay the same per-part costs: a sign call to the API (the page
-batches them when they coincide), a CRC32 of the part, a PUT to the same
-moto endpoint, whose single-threaded byte path bounds both.
+and prints both MiB/s and the ratio browser / CLI (target >= 0.8), best of
+``--rounds`` each. Each round uploads a file of a different name (a fresh
+upload, no resume). Both clients pay the same per-part costs: a sign call to
+the API (batched), a CRC32 of the part, a PUT to the same moto endpoint.
+bench/browser_ceiling.py measures what bare Chromium can PUT on the machine.
 """
 
 from __future__ import annotations

@@ -82,6 +82,7 @@ class DevToolsBrowser:
             "about:blank",
         ]
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        spawned = False
         try:
             # posix_spawn, not subprocess + preexec_fn: safe with threads running.
             pid = os.posix_spawn(
@@ -96,9 +97,15 @@ class DevToolsBrowser:
                     (os.POSIX_SPAWN_DUP2, from_child_write, _ANSWER_FD),
                 ],
             )
+            spawned = True
         finally:
+            # The child holds its own copies; ours of its ends (and all, on failure) go.
             for fd in (devnull, to_child_read, from_child_write):
                 os.close(fd)
+            if not spawned:
+                os.close(to_child_write)
+                os.close(from_child_read)
+                shutil.rmtree(profile, ignore_errors=True)
         return cls(pid, to_child_write, from_child_read, profile)
 
     def __enter__(self) -> DevToolsBrowser:
