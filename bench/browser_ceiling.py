@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                             )
                             for n in range(1, parts + 1)
                         ]
+                        os.sync()  # moto's spilled parts of the last sender: written back now
                         try:
                             times[name].append(send(urls))
                         finally:

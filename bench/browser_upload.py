@@ -3,11 +3,12 @@
     .venv/bin/python bench/browser_upload.py               # 512 MiB, a fresh local stack
     .venv/bin/python bench/browser_upload.py --size-mib 128 --rounds 2
 
-Starts the local stack (moto server + resources + ``chalice local``; chunk
-workers paused so validation does not compete for the CPU), serves
+Starts the local stack (moto server + resources + ``chalice local``; the
+planner and chunk workers paused, so nothing but the uploads runs), serves
 ``web/dist`` with ``upflow.local.webserver`` on the origin the stack allowed,
 writes one CSV (a valid ``;`` file made by repeating a block of rows: the
-page's preflight must accept it), then uploads it
+page's preflight must accept it), then uploads it under a new name each time
+(a hard link; ``sync`` first, so no write-back runs while timing)
 
 * with the CLI: ``upflow upload FILE --api URL -q`` in a subprocess, timed
   wall-clock (process start included, ~0.3 s);
@@ -80,8 +81,8 @@ def write_csv(path: Path, size: int) -> None:
 
 @contextmanager
 def bench_stack(name: str, work: Path, page_dir: Path) -> Iterator[tuple[LocalStack, WebServer]]:
-    """A fresh local stack, chunk workers paused (no validation competing for the CPU),
-    and ``page_dir`` served on the origin its CORS rules allow."""
+    """A fresh local stack with processing paused (no planner nor validation competing
+    for the CPU), and ``page_dir`` served on the origin its CORS rules allow."""
     stack = start_stack(
         moto_port=free_port(),
         api_port=free_port(),
@@ -92,7 +93,7 @@ def bench_stack(name: str, work: Path, page_dir: Path) -> Iterator[tuple[LocalSt
         serve_page=False,
     )
     try:
-        stack.pause_chunk_workers()
+        stack.pause_processing()
         origin = urlsplit(stack.env["UPFLOW_WEB_ORIGIN"])
         assert origin.hostname and origin.port, "the stack names a web origin with a port"
         web = serve_web(page_dir, origin.hostname, origin.port, stack.api_url)
@@ -190,10 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="upflow-bench-") as tmp:
         work = Path(tmp)
         with bench_stack("bench", work, WEB_DIST) as (stack, web):
+            source = work / "bench.csv"
+            write_csv(source, size)
             for round_ in range(args.rounds):
                 for who in ("cli", "browser"):
+                    # A new name (a fresh upload, no resume) for the same bytes: no 512 MiB
+                    # written per round, and nothing left to write back while timing.
                     path = work / f"bench-{who}-{round_}.csv"
-                    write_csv(path, size)
+                    os.link(source, path)
+                    os.sync()
                     if who == "cli":
                         home = work / "cli-home"
                         cli_times.append(cli_upload(path, stack.api_url, home, args.cli_concurrency))

@@ -42,7 +42,15 @@ class LocalStack:
 
     def pause_chunk_workers(self) -> None:
         """Stop the chunk pump (messages wait on the queue, as with a throttled Lambda)."""
-        for child in [c for c in self.children if c.name.startswith("pump-chunks")]:
+        self._stop_children("pump-chunks")
+
+    def pause_processing(self) -> None:
+        """Stop every pump, planner included: S3 events wait on their queue and nothing
+        but uploads runs (for benchmarks of the upload path alone)."""
+        self._stop_children("pump-")
+
+    def _stop_children(self, name_prefix: str) -> None:
+        for child in [c for c in self.children if c.name.startswith(name_prefix)]:
             child.stop()
             self.children.remove(child)
 
