@@ -119,8 +119,17 @@ def part_number(url: str) -> int:
     return int(parse_qs(urlsplit(url).query)["partNumber"][0])
 
 
-def choose_and_start(page: Page, path: Path, expect_resume: bool = False) -> None:
+def choose(page: Page, path: Path) -> None:
+    """Choose ``path`` in the page's file input, once it is enabled.
+
+    The input stays disabled until config.json has loaded; a file set earlier is ignored.
+    """
+    page.wait_for_selector("[data-testid=file-input]:not([disabled])", timeout=30_000)
     page.get_by_test_id("file-input").set_input_files(str(path))
+
+
+def choose_and_start(page: Page, path: Path, expect_resume: bool = False) -> None:
+    choose(page, path)
     start = page.get_by_test_id("start-button")
     start.wait_for(timeout=90_000)  # the preview answers first; slow on a loaded 2-core machine
     assert start.inner_text() == ("Resume upload" if expect_resume else "Start upload")
@@ -216,7 +225,7 @@ def test_upload_reaches_completed_with_errors_with_right_counts(
     """(1) A 64 MiB CSV with planted errors: preview, upload, processing, the right numbers on screen."""
     page = context.new_page()
     page.goto(web_url)
-    page.get_by_test_id("file-input").set_input_files(str(big_csv.path))
+    choose(page, big_csv.path)
     page.get_by_test_id("preview").wait_for(timeout=30_000)
     assert page.get_by_test_id("preview-delimiter").inner_text() == "semicolon (;)"
     assert "documento" in page.get_by_test_id("preview-columns").inner_text()
@@ -380,7 +389,7 @@ def test_bad_files_are_refused_before_any_request(
     )
     path = tmp_path / name
     path.write_bytes(content)
-    page.get_by_test_id("file-input").set_input_files(str(path))
+    choose(page, path)
     error = page.get_by_test_id("error-message")
     error.wait_for(timeout=10_000)
     assert message in error.inner_text()
