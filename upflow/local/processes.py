@@ -99,7 +99,10 @@ def wait_http(url: str, child: Child, timeout: float = 60.0) -> None:
 def start_moto(host: str, port: int, log_path: Path | None = None) -> tuple[Child, str]:
     env = {**os.environ, **LOCAL_CREDENTIALS}
     child = Child(
-        "moto", [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)], env, log_path=log_path
+        "moto",
+        [sys.executable, "-m", "upflow.local.motoserver", "-H", host, "-p", str(port)],
+        env,
+        log_path=log_path,
     )
     endpoint = f"http://{host}:{port}"
     wait_http(f"{endpoint}/moto-api/", child)
