@@ -237,6 +237,34 @@ describe('PartSigner', () => {
     expect(calls.map((c) => c.length)).toEqual([1, 100, 50])
   })
 
+  it('hands a part its URL when its own call answers, not after the calls queued behind it', async () => {
+    const calls: number[][] = []
+    let release: () => void = () => undefined
+    const gate = new Promise<void>((r) => (release = r))
+    const signer = new PartSigner({
+      partSize: 1,
+      partCount: 10,
+      slice: blob,
+      checksum: null,
+      ahead: 0,
+      call: async (numbers) => {
+        calls.push(numbers)
+        if (calls.length === 2) await gate // the second call hangs
+        return { urls: Object.fromEntries(numbers.map((n) => [String(n), `u${n}`])), expires_at: '' }
+      },
+    })
+    const first = signer.sign(1, blob(1))
+    const second = signer.sign(2, blob(2)) // asked during the first call: goes into the second
+    expect((await first).url).toBe('u1')
+    expect(calls).toEqual([[1], [2]])
+    let secondDone = false
+    void second.then(() => (secondDone = true))
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    expect(secondDone).toBe(false)
+    release()
+    expect((await second).url).toBe('u2')
+  })
+
   it('gives a retried part a fresh URL', async () => {
     const { signer, calls } = setup(3)
     const first = await signer.sign(2, blob(2))

@@ -51,6 +51,8 @@ export class PartSigner {
   private readonly ready = new Set<number>()
   private readonly requested = new Set<number>()
   private readonly failures = new Map<number, unknown>()
+  /** per part requested: resolved once the sign call that took it has answered */
+  private readonly waiters = new Map<number, { done: Promise<void>; settle: () => void }>()
   private pump: Promise<void> | null = null
   /** sign calls made (for tests and diagnostics) */
   calls = 0
@@ -154,13 +156,39 @@ export class PartSigner {
     void this.request(next).catch(() => undefined)
   }
 
-  /** Ask for `partNumber` in the next sign call; resolves when a call has handled it. */
+  /**
+   * Ask for `partNumber` in the next sign call; resolves when the call that took it
+   * has answered, not when the pump has run dry: a part signed by the first call
+   * must not wait for the calls queued behind it (measured: the first PUT started
+   * ~150 ms late, after three chained calls).
+   */
   private request(partNumber: number): Promise<void> {
     this.requested.add(partNumber)
+    let waiter = this.waiters.get(partNumber)
+    if (!waiter) {
+      let settle: () => void = () => undefined
+      const done = new Promise<void>((resolve) => (settle = resolve))
+      waiter = { done, settle }
+      this.waiters.set(partNumber, waiter)
+    }
+    this.startPump()
+    return waiter.done
+  }
+
+  private startPump(): void {
     this.pump ??= this.runPump().finally(() => {
       this.pump = null
+      // Asked for after the loop's last look: start again rather than strand it.
+      if (this.requested.size > 0) this.startPump()
     })
-    return this.pump
+  }
+
+  /** `n` is handled (signed, or its failure recorded): release whoever waits for it. */
+  private handled(n: number): void {
+    this.requested.delete(n)
+    const waiter = this.waiters.get(n)
+    this.waiters.delete(n)
+    waiter?.settle()
   }
 
   /**
@@ -169,7 +197,7 @@ export class PartSigner {
    */
   private async runPump(): Promise<void> {
     while (this.requested.size > 0) {
-      for (const n of this.requested) if (this.fresh(n)) this.requested.delete(n)
+      for (const n of this.requested) if (this.fresh(n)) this.handled(n)
       const asked = [...this.requested].sort((a, b) => a - b).slice(0, MAX_PARTS_PER_CALL)
       if (asked.length === 0) break
       const numbers = this.plan(asked)
@@ -194,7 +222,7 @@ export class PartSigner {
       } catch (error) {
         for (const n of asked) this.failures.set(n, error)
       } finally {
-        for (const n of asked) this.requested.delete(n)
+        for (const n of asked) this.handled(n)
       }
     }
   }
