@@ -212,22 +212,28 @@ describe('PartSigner', () => {
     expect(calls).toHaveLength(2)
   })
 
-  it('coalesces the parts asked for during a sign call into the next call', async () => {
+  /** A signer without checksums nor read-ahead whose sign call number `held` waits for `release()`. */
+  function heldSigner(partCount: number, held: number) {
     const calls: number[][] = []
     let release: () => void = () => undefined
     const gate = new Promise<void>((r) => (release = r))
     const signer = new PartSigner({
       partSize: 1,
-      partCount: 300,
+      partCount,
       slice: blob,
       checksum: null,
       ahead: 0,
       call: async (numbers) => {
         calls.push(numbers)
-        if (calls.length === 1) await gate
+        if (calls.length === held) await gate
         return { urls: Object.fromEntries(numbers.map((n) => [String(n), `u${n}`])), expires_at: '' }
       },
     })
+    return { signer, calls, release: () => release() }
+  }
+
+  it('coalesces the parts asked for during a sign call into the next call', async () => {
+    const { signer, calls, release } = heldSigner(300, 1)
     const first = signer.sign(1, blob(1))
     await Promise.resolve()
     const more = Array.from({ length: 150 }, (_, i) => signer.sign(i + 2, blob(i + 2)))
@@ -238,21 +244,7 @@ describe('PartSigner', () => {
   })
 
   it('hands a part its URL when its own call answers, not after the calls queued behind it', async () => {
-    const calls: number[][] = []
-    let release: () => void = () => undefined
-    const gate = new Promise<void>((r) => (release = r))
-    const signer = new PartSigner({
-      partSize: 1,
-      partCount: 10,
-      slice: blob,
-      checksum: null,
-      ahead: 0,
-      call: async (numbers) => {
-        calls.push(numbers)
-        if (calls.length === 2) await gate // the second call hangs
-        return { urls: Object.fromEntries(numbers.map((n) => [String(n), `u${n}`])), expires_at: '' }
-      },
-    })
+    const { signer, calls, release } = heldSigner(10, 2) // the second call hangs
     const first = signer.sign(1, blob(1))
     const second = signer.sign(2, blob(2)) // asked during the first call: goes into the second
     expect((await first).url).toBe('u1')
