@@ -21,8 +21,9 @@ page's preflight must accept it), then uploads it under a new name each time
   POST /uploads/{id}/complete), so the driver's polling latency is not counted;
 
 and prints both MiB/s and the ratio browser / CLI (target >= 0.8), best of
-``--rounds`` each. Each round uploads a file of a different name (a fresh
-upload, no resume). Both clients pay the same per-part costs: a sign call to
+``--rounds`` (3) each; the order alternates, CLI first in odd rounds and the
+page first in even ones. Each round uploads a file of a different name (a
+fresh upload, no resume). Both clients pay the same per-part costs: a sign call to
 the API (batched), a CRC32 of the part, a PUT to the same moto endpoint.
 bench/browser_ceiling.py measures what bare Chromium can PUT on the machine.
 """
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size-mib", type=int, default=512)
-    parser.add_argument("--rounds", type=int, default=1, help="alternate CLI and browser this many times")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of one upload each; the best counts")
     parser.add_argument("--cli-concurrency", type=int, default=None, help="CLI parts in flight")
     parser.add_argument(
         "--driver",
@@ -194,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             source = work / "bench.csv"
             write_csv(source, size)
             for round_ in range(args.rounds):
-                for who in ("cli", "browser"):
+                # ABBA order: whoever runs right after the other pays or gains from the
+                # state it leaves (moto's `complete` cost differs by order: web/README.md).
+                for who in ("cli", "browser") if round_ % 2 == 0 else ("browser", "cli"):
                     # A new name (a fresh upload, no resume) for the same bytes: no 512 MiB
                     # written per round, and nothing left to write back while timing.
                     path = work / f"bench-{who}-{round_}.csv"
