@@ -159,8 +159,8 @@ export class PartSigner {
   /**
    * Ask for `partNumber` in the next sign call; resolves when the call that took it
    * has answered, not when the pump has run dry: a part signed by the first call
-   * must not wait for the calls queued behind it (measured: the first PUT started
-   * ~150 ms late, after three chained calls).
+   * must not wait for the calls queued behind it (seen in a timeline: part 1's URL,
+   * signed by the first call, was held ~150 ms until a third call had answered).
    */
   private request(partNumber: number): Promise<void> {
     this.requested.add(partNumber)
