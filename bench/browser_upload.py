@@ -22,9 +22,13 @@ page's preflight must accept it), then uploads it under a new name each time
 
 and prints both MiB/s and the ratio browser / CLI (target >= 0.8), best of
 ``--rounds`` (3) each; the order alternates, CLI first in odd rounds and the
-page first in even ones. Each round uploads a file of a different name (a
-fresh upload, no resume). Both clients pay the same per-part costs: a sign call to
-the API (batched), a CRC32 of the part, a PUT to the same moto endpoint.
+page first in even ones. Each upload's line also gives the CPU-seconds its
+client used (Chromium's processes from the click on; the CLI's process) and
+moto's meanwhile, and the page's ``complete`` call; the summary sets Chromium's
+own CPU time, spread over the machine's cores, against the CLI's whole upload.
+Each round uploads a file of a different name (a fresh upload, no resume).
+Both clients pay the same per-part costs: a sign call to the API (batched), a
+CRC32 of the part, a PUT to the same moto endpoint.
 bench/browser_ceiling.py measures what bare Chromium can PUT on the machine.
 """
 
@@ -32,12 +36,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -45,6 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.cputime import reaped_children_cpu_seconds, tree_cpu_seconds  # noqa: E402
 from upflow.definition import MiB  # noqa: E402
 from upflow.local.processes import free_port  # noqa: E402
 from upflow.local.stack import WEB_DIST, LocalStack, start_stack  # noqa: E402
@@ -106,9 +113,20 @@ def bench_stack(name: str, work: Path, page_dir: Path) -> Iterator[tuple[LocalSt
         stack.stop()
 
 
-def cli_upload(path: Path, api_url: str, home: Path, concurrency: int | None) -> float:
+@dataclass(frozen=True)
+class Run:
+    """One upload: its time and the CPU-seconds the client used meanwhile."""
+
+    seconds: float
+    client_cpu: float | None
+    #: the page's POST /uploads/{id}/complete, request to answer (S3's concatenation in moto)
+    complete_seconds: float | None = None
+
+
+def cli_upload(path: Path, api_url: str, home: Path, concurrency: int | None) -> Run:
     env = {**os.environ, "UPFLOW_HOME": str(home)}
     extra = ["--concurrency", str(concurrency)] if concurrency else []
+    cpu_before = reaped_children_cpu_seconds()
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "upflow.cli", "upload", str(path), "--api", api_url, "-q", *extra],
@@ -116,15 +134,19 @@ def cli_upload(path: Path, api_url: str, home: Path, concurrency: int | None) ->
         env=env,
         stdout=subprocess.DEVNULL,
     )
-    return time.perf_counter() - started
+    return Run(time.perf_counter() - started, reaped_children_cpu_seconds() - cpu_before)
 
 
 PHASE_DONE = ", ".join(f'[data-testid=upload-phase][data-phase="{p}"]' for p in ("uploaded", "failed"))
 # The page's own clock: from the click's handler to S3's CompleteMultipartUpload answer.
 ELAPSED_MS = "document.querySelector('[data-testid=upload-phase]').dataset.elapsedMs"
+COMPLETE_MS = (
+    "(() => { const e = performance.getEntriesByType('resource')"
+    ".filter((r) => r.name.endsWith('/complete')).pop(); return e ? e.responseEnd - e.startTime : null })()"
+)
 
 
-def browser_upload(web_url: str, path: Path) -> float:
+def browser_upload(web_url: str, path: Path) -> Run:
     """The page in headless Chromium driven over the DevTools pipe (no Network domain)."""
     with DevToolsBrowser.launch() as browser:
         page = browser.page()
@@ -136,15 +158,24 @@ def browser_upload(web_url: str, path: Path) -> float:
         except DevToolsError as error:
             shown = page.evaluate("document.body.innerText")[:800]
             raise RuntimeError(f"no start button; the page shows: {shown}") from error
+        # The default buffer (250 entries) would drop the complete call of a many-part upload.
+        page.evaluate("performance.setResourceTimingBufferSize(100000)")
+        cpu_before = tree_cpu_seconds(browser.pid)
         page.evaluate("document.querySelector('[data-testid=start-button]').click()")
         page.wait_for(f"document.querySelector('{PHASE_DONE}')", timeout=3600, poll=0.1)
+        cpu_used = tree_cpu_seconds(browser.pid) - cpu_before  # counts the driver's polls, ~nothing
         if page.evaluate("document.querySelector('[data-testid=upload-phase]').dataset.phase") != "uploaded":
             message = page.evaluate("document.querySelector('[data-testid=error-message]')?.innerText")
             raise RuntimeError(f"the page's upload failed: {message}")
-        return int(page.evaluate(ELAPSED_MS) or "0") / 1000
+        complete_ms = page.evaluate(COMPLETE_MS)
+        return Run(
+            int(page.evaluate(ELAPSED_MS) or "0") / 1000,
+            cpu_used,
+            complete_ms / 1000 if complete_ms is not None else None,
+        )
 
 
-def browser_upload_playwright(web_url: str, path: Path) -> float:
+def browser_upload_playwright(web_url: str, path: Path) -> Run:
     """The same under Playwright, whose Network instrumentation copies in-memory PUT bodies."""
     from playwright.sync_api import sync_playwright
 
@@ -163,9 +194,20 @@ def browser_upload_playwright(web_url: str, path: Path) -> float:
                 raise RuntimeError(
                     f"the page's upload failed: {page.get_by_test_id('error-message').inner_text()}"
                 )
-            return int(phase.get_attribute("data-elapsed-ms") or "0") / 1000
+            return Run(int(phase.get_attribute("data-elapsed-ms") or "0") / 1000, None)
         finally:
             browser.close()
+
+
+def describe(run: Run, moto_cpu: float) -> str:
+    """The CPU figures of one upload, for its line of output."""
+    parts = [f"{run.seconds:5.2f} s"]
+    if run.client_cpu is not None:
+        parts.append(f"client {run.client_cpu:4.1f} CPU-s")
+    parts.append(f"moto {moto_cpu:4.1f} CPU-s")
+    if run.complete_seconds is not None:
+        parts.append(f"complete {run.complete_seconds:4.2f} s")
+    return ", ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,11 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     size = args.size_mib * MiB
-    cli_times: list[float] = []
-    page_times: list[float] = []
+    runs: dict[str, list[Run]] = {"cli": [], "browser": []}
+    store_cpu: dict[str, list[float]] = {"cli": [], "browser": []}
     with tempfile.TemporaryDirectory(prefix="upflow-bench-") as tmp:
         work = Path(tmp)
         with bench_stack("bench", work, WEB_DIST) as (stack, web):
+            moto_pid = next(child.process.pid for child in stack.children if child.name == "moto")
             source = work / "bench.csv"
             write_csv(source, size)
             for round_ in range(args.rounds):
@@ -203,23 +246,43 @@ def main(argv: list[str] | None = None) -> int:
                     path = work / f"bench-{who}-{round_}.csv"
                     os.link(source, path)
                     os.sync()
+                    moto_before = tree_cpu_seconds(moto_pid)
                     if who == "cli":
-                        home = work / "cli-home"
-                        cli_times.append(cli_upload(path, stack.api_url, home, args.cli_concurrency))
+                        run = cli_upload(path, stack.api_url, work / "cli-home", args.cli_concurrency)
                     else:
                         upload = browser_upload if args.driver == "devtools" else browser_upload_playwright
-                        page_times.append(upload(web.url, path))
+                        run = upload(web.url, path)
+                    store_cpu[who].append(tree_cpu_seconds(moto_pid) - moto_before)
+                    runs[who].append(run)
                     path.unlink()
-                    last = (cli_times if who == "cli" else page_times)[-1]
-                    print(f"round {round_ + 1} {who:7s}: {size / MiB / last:7.1f} MiB/s", flush=True)
+                    rate = size / MiB / run.seconds
+                    line = (
+                        f"round {round_ + 1} {who:7s}: {rate:7.1f} MiB/s  {describe(run, store_cpu[who][-1])}"
+                    )
+                    print(line, flush=True)
 
-    cli_rate = size / MiB / min(cli_times)
-    page_rate = size / MiB / min(page_times)
+    best = {who: min(r.seconds for r in done) for who, done in runs.items()}
+    cli_rate = size / MiB / best["cli"]
+    page_rate = size / MiB / best["browser"]
     print(f"file: {args.size_mib} MiB, endpoint: local stack (moto server), best of {args.rounds}")
     print(f"CLI (upflow upload): {cli_rate:7.1f} MiB/s")
     print(f"browser (Chromium, {args.driver}): {page_rate:7.1f} MiB/s")
     ratio = page_rate / cli_rate
     print(f"ratio browser/CLI:   {ratio:7.2f} (target >= 0.80) {'OK' if ratio >= 0.8 else 'BELOW TARGET'}")
+    page_cpu = [r.client_cpu for r in runs["browser"] if r.client_cpu is not None]
+    cli_cpu = [r.client_cpu for r in runs["cli"] if r.client_cpu is not None]
+    if page_cpu and cli_cpu:
+        cores = os.cpu_count() or 1
+        floor = statistics.median(page_cpu) / cores
+        print(
+            f"CPU-seconds per upload (median): Chromium {statistics.median(page_cpu):.1f}, "
+            f"CLI {statistics.median(cli_cpu):.1f}; moto {statistics.median(store_cpu['browser']):.1f} "
+            f"during the page's, {statistics.median(store_cpu['cli']):.1f} during the CLI's"
+        )
+        print(
+            f"Chromium's own CPU alone needs >= {floor:.1f} s on {cores} cores; "
+            f"the CLI's whole best upload took {best['cli']:.1f} s"
+        )
     return 0
 
 

@@ -1,0 +1,54 @@
+"""bench/cputime.py: CPU-seconds of a process tree, read from /proc."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from bench.cputime import reaped_children_cpu_seconds, tree_cpu_seconds
+
+# A child whose own child burns CPU for `seconds`, prints "done", then both wait for stdin.
+_BURNER = """
+import subprocess, sys, time
+grandchild = subprocess.Popen([sys.executable, "-c", '''
+import sys, time
+end = time.process_time() + float(sys.argv[1])
+while time.process_time() < end:
+    pass
+print("done", flush=True)
+sys.stdin.read()
+''', sys.argv[1]], stdout=sys.stdout, stdin=sys.stdin)
+grandchild.wait()
+"""
+
+
+def test_tree_cpu_counts_a_grandchild_that_is_still_running() -> None:
+    burn = 0.4
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BURNER, str(burn)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "done"
+        used = tree_cpu_seconds(child.pid)
+        # the grandchild's burn, plus two interpreters starting; clock ticks are 10 ms
+        assert burn - 0.02 <= used < burn + 5
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(10)
+
+
+def test_tree_cpu_of_a_process_that_is_gone_is_zero() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(10)
+    assert tree_cpu_seconds(child.pid) == 0
+
+
+def test_reaped_children_cpu_grows_by_what_a_waited_for_child_used() -> None:
+    before = reaped_children_cpu_seconds()
+    started = time.perf_counter()
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    subprocess.run([sys.executable, "-c", burn], check=True)
+    grew = reaped_children_cpu_seconds() - before
+    assert 0.28 <= grew <= time.perf_counter() - started + 0.05
