@@ -19,8 +19,9 @@ upload aborted afterwards:
   per part, upflow's page since 2026-11-26.
 
 Chromium runs under ``upflow.testing.devtools`` (no DevTools Network domain),
-as in bench/browser_upload.py. Prints MiB/s per sender and each browser
-sender's ratio to ``python``.
+as in bench/browser_upload.py. Prints MiB/s per sender, each browser
+sender's ratio to ``python``, and the CPU-seconds the sender (this process's
+threads, or Chromium's processes) and moto used during the PUTs.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.browser_upload import bench_stack, write_csv  # noqa: E402
+from bench.cputime import own_cpu_seconds, tree_cpu_seconds  # noqa: E402
 from upflow.core.partsize import plan_parts  # noqa: E402
 from upflow.definition import Limits, MiB  # noqa: E402
 from upflow.testing.devtools import DevToolsBrowser, DevToolsPage  # noqa: E402
@@ -92,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size_mib * MiB
     part_size = args.part_mib * MiB if args.part_mib else plan_parts(size, Limits()).part_size
     times: dict[str, list[float]] = {m: [] for m in ("python", *BROWSER_MODES)}
+    # CPU-seconds per sender during its PUTs: the sender's own (this process's threads
+    # for python, Chromium's processes for a page) and moto's.
+    sender_cpu: dict[str, list[float]] = {m: [] for m in times}
+    store_cpu: dict[str, list[float]] = {m: [] for m in times}
     with tempfile.TemporaryDirectory(prefix="upflow-ceiling-") as tmp:
         work = Path(tmp)
         with bench_stack("ceiling", work, PAGE_DIR) as (stack, web):
@@ -111,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
                     return lambda urls: browser_puts(page, urls, part_size, mode)
 
                 senders = {mode: sender(mode) for mode in times}
+                moto_pid = next(child.process.pid for child in stack.children if child.name == "moto")
+
+                def sender_cpu_now(mode: str) -> float:
+                    # python PUTs from this process's threads; the stack and Chromium are its children
+                    return own_cpu_seconds() if mode == "python" else tree_cpu_seconds(browser.pid)
+
                 for round_ in range(args.rounds):
                     for name, send in senders.items():
                         # outside the uploads prefix: no event, nothing to process
@@ -125,19 +137,32 @@ def main(argv: list[str] | None = None) -> int:
                             for n in range(1, parts + 1)
                         ]
                         os.sync()  # moto's spilled parts of the last sender: written back now
+                        sender_before = sender_cpu_now(name)
+                        moto_before = tree_cpu_seconds(moto_pid)
                         try:
                             times[name].append(send(urls))
+                            sender_cpu[name].append(sender_cpu_now(name) - sender_before)
+                            store_cpu[name].append(tree_cpu_seconds(moto_pid) - moto_before)
                         finally:
                             s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
                         rate = size / MiB / times[name][-1]
-                        print(f"round {round_ + 1} {name:6s}: {rate:7.1f} MiB/s", flush=True)
+                        print(
+                            f"round {round_ + 1} {name:6s}: {rate:7.1f} MiB/s, sender"
+                            f" {sender_cpu[name][-1]:4.1f} CPU-s, moto {store_cpu[name][-1]:4.1f} CPU-s",
+                            flush=True,
+                        )
+
+    def cpu_line(mode: str) -> str:
+        sender = statistics.median(sender_cpu[mode])
+        return f", sender {sender:.1f} CPU-s, moto {statistics.median(store_cpu[mode]):.1f} CPU-s"
 
     print(f"{args.size_mib} MiB in {parts} parts of {part_size // MiB} MiB, {IN_FLIGHT} in flight, PUTs only")
     python_rate = size / MiB / statistics.median(times["python"])
-    print(f"python (CLI's way):  {python_rate:7.1f} MiB/s (median of {args.rounds})")
+    print(f"python (CLI's way):  {python_rate:7.1f} MiB/s (median of {args.rounds}){cpu_line('python')}")
     for mode in BROWSER_MODES:
         rate = size / MiB / statistics.median(times[mode])
-        print(f"chromium {mode:6s}:     {rate:7.1f} MiB/s   ratio to python {rate / python_rate:.2f}")
+        ratio = rate / python_rate
+        print(f"chromium {mode:6s}:     {rate:7.1f} MiB/s   ratio to python {ratio:.2f}{cpu_line(mode)}")
     return 0
 
 

@@ -62,3 +62,9 @@ def reaped_children_cpu_seconds() -> float:
     """User + system CPU of this process's children that have exited and been waited for."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU of this process, all its threads (not its children)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from bench.cputime import reaped_children_cpu_seconds, tree_cpu_seconds
+from bench.cputime import own_cpu_seconds, reaped_children_cpu_seconds, tree_cpu_seconds
 
 # A child whose own child burns CPU for `seconds`, prints "done", then both wait for stdin.
 _BURNER = """
@@ -52,3 +52,11 @@ def test_reaped_children_cpu_grows_by_what_a_waited_for_child_used() -> None:
     subprocess.run([sys.executable, "-c", burn], check=True)
     grew = reaped_children_cpu_seconds() - before
     assert 0.28 <= grew <= time.perf_counter() - started + 0.05
+
+
+def test_own_cpu_grows_by_this_process_s_work() -> None:
+    before = own_cpu_seconds()
+    end = time.process_time() + 0.2
+    while time.process_time() < end:
+        pass
+    assert own_cpu_seconds() - before >= 0.19
