@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                     return lambda urls: browser_puts(page, urls, part_size, mode)
 
                 senders = {mode: sender(mode) for mode in times}
-                moto_pid = next(child.process.pid for child in stack.children if child.name == "moto")
+                moto_pid = stack.pid_of("moto")
 
                 def sender_cpu_now(mode: str) -> float:
                     # python PUTs from this process's threads; the stack and Chromium are its children

@@ -23,9 +23,10 @@ page's preflight must accept it), then uploads it under a new name each time
 and prints both MiB/s and the ratio browser / CLI (target >= 0.8), best of
 ``--rounds`` (3) each; the order alternates, CLI first in odd rounds and the
 page first in even ones. Each upload's line also gives the CPU-seconds its
-client used (Chromium's processes from the click on; the CLI's process) and
-moto's meanwhile, and the page's ``complete`` call; the summary sets Chromium's
-own CPU time, spread over the machine's cores, against the CLI's whole upload.
+client used (Chromium's processes from the click on; the CLI's process, its
+start-up included), moto's meanwhile, and the page's ``complete`` call; the
+summary sets Chromium's own CPU time, spread over the machine's cores, against
+the CLI's whole upload.
 Each round uploads a file of a different name (a fresh upload, no resume).
 Both clients pay the same per-part costs: a sign call to the API (batched), a
 CRC32 of the part, a PUT to the same moto endpoint.
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="upflow-bench-") as tmp:
         work = Path(tmp)
         with bench_stack("bench", work, WEB_DIST) as (stack, web):
-            moto_pid = next(child.process.pid for child in stack.children if child.name == "moto")
+            moto_pid = stack.pid_of("moto")
             source = work / "bench.csv"
             write_csv(source, size)
             for round_ in range(args.rounds):

@@ -58,6 +58,10 @@ class LocalStack:
         if not any(c.name.startswith("pump-chunks") for c in self.children):
             self.children.extend(start_pump(self.env, self.chunk_workers, self.log_dir, roles=("chunks",)))
 
+    def pid_of(self, name: str) -> int:
+        """The process id of the child named ``name`` ("moto", "chalice local", …)."""
+        return next(child.process.pid for child in self.children if child.name == name)
+
     def boto3_client(self, service: str) -> Any:
         return boto3.client(
             service,  # type: ignore[call-overload]
