@@ -16,23 +16,20 @@ _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 _PROC = Path("/proc")
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = (_PROC / str(pid) / "stat").read_text()
-    except OSError:  # gone meanwhile
-        return None
-    # Fields after the command name, which is in parentheses and may hold spaces.
-    return text[text.rindex(")") + 2 :].split()
-
-
-def _parents() -> dict[int, int]:
-    parents: dict[int, int] = {}
+def _processes() -> dict[int, tuple[int, int]]:
+    """Every live process: pid -> (parent pid, user + system clock ticks), one read each."""
+    found: dict[int, tuple[int, int]] = {}
     for entry in _PROC.iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None:
-                parents[int(entry.name)] = int(fields[1])
-    return parents
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # Fields after the command name, which is in parentheses and may hold spaces.
+        fields = text[text.rindex(")") + 2 :].split()
+        found[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return found
 
 
 def tree_cpu_seconds(root_pid: int) -> float:
@@ -41,30 +38,29 @@ def tree_cpu_seconds(root_pid: int) -> float:
     Descendants that already exited count only once reaped (in their parent's
     children times), so call this while the processes of interest still run.
     """
-    parents = _parents()
-    tree = {root_pid}
-    grew = True
-    while grew:
-        grew = False
-        for pid, parent in parents.items():
-            if parent in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    total = 0
-    for pid in tree:
-        fields = _stat_fields(pid)
-        if fields is not None:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICKS_PER_SECOND
+    processes = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _ticks) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    ticks = 0
+    pending = [root_pid] if root_pid in processes else []
+    while pending:
+        pid = pending.pop()
+        ticks += processes[pid][1]
+        pending.extend(children.get(pid, []))
+    return ticks / _TICKS_PER_SECOND
+
+
+def _rusage_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def reaped_children_cpu_seconds() -> float:
     """User + system CPU of this process's children that have exited and been waited for."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    return _rusage_seconds(resource.RUSAGE_CHILDREN)
 
 
 def own_cpu_seconds() -> float:
     """User + system CPU of this process, all its threads (not its children)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return _rusage_seconds(resource.RUSAGE_SELF)
