@@ -53,6 +53,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.cputime import reaped_children_cpu_seconds, tree_cpu_seconds  # noqa: E402
+from bench.vmmemory import add_page_reporting_option, page_reporting_for_run  # noqa: E402
 from upflow.definition import MiB  # noqa: E402
 from upflow.local.processes import free_port  # noqa: E402
 from upflow.local.stack import WEB_DIST, LocalStack, start_stack  # noqa: E402
@@ -122,6 +123,9 @@ class Run:
     client_cpu: float | None
     #: the page's POST /uploads/{id}/complete, request to answer (S3's concatenation in moto)
     complete_seconds: float | None = None
+    #: from the click to the first part PUT's request, and from there to the last PUT's answer
+    first_put_seconds: float | None = None
+    puts_seconds: float | None = None
 
 
 def cli_upload(path: Path, api_url: str, home: Path, concurrency: int | None) -> Run:
@@ -141,10 +145,17 @@ def cli_upload(path: Path, api_url: str, home: Path, concurrency: int | None) ->
 PHASE_DONE = ", ".join(f'[data-testid=upload-phase][data-phase="{p}"]' for p in ("uploaded", "failed"))
 # The page's own clock: from the click's handler to S3's CompleteMultipartUpload answer.
 ELAPSED_MS = "document.querySelector('[data-testid=upload-phase]').dataset.elapsedMs"
-COMPLETE_MS = (
-    "(() => { const e = performance.getEntriesByType('resource')"
-    ".filter((r) => r.name.endsWith('/complete')).pop(); return e ? e.responseEnd - e.startTime : null })()"
-)
+# The page's phases from its resource timing, relative to the click (``window.__clickedAt``):
+# [first PUT's start, last PUT's end, complete's start, complete's end] in ms, or null.
+PHASES_MS = """(() => {
+  const all = performance.getEntriesByType('resource')
+  const puts = all.filter((r) => r.name.includes('partNumber='))
+  const complete = all.filter((r) => r.name.endsWith('/complete')).pop()
+  if (!puts.length || !complete) return null
+  const at = window.__clickedAt
+  return [Math.min(...puts.map((r) => r.startTime)) - at, Math.max(...puts.map((r) => r.responseEnd)) - at,
+          complete.startTime - at, complete.responseEnd - at]
+})()"""
 
 
 def browser_upload(web_url: str, path: Path) -> Run:
@@ -162,17 +173,26 @@ def browser_upload(web_url: str, path: Path) -> Run:
         # The default buffer (250 entries) would drop the complete call of a many-part upload.
         page.evaluate("performance.setResourceTimingBufferSize(100000)")
         cpu_before = tree_cpu_seconds(browser.pid)
-        page.evaluate("document.querySelector('[data-testid=start-button]').click()")
+        page.evaluate(
+            "window.__clickedAt = performance.now(); "
+            "document.querySelector('[data-testid=start-button]').click()"
+        )
         page.wait_for(f"document.querySelector('{PHASE_DONE}')", timeout=3600, poll=0.1)
         cpu_used = tree_cpu_seconds(browser.pid) - cpu_before  # counts the driver's polls, ~nothing
         if page.evaluate("document.querySelector('[data-testid=upload-phase]').dataset.phase") != "uploaded":
             message = page.evaluate("document.querySelector('[data-testid=error-message]')?.innerText")
             raise RuntimeError(f"the page's upload failed: {message}")
-        complete_ms = page.evaluate(COMPLETE_MS)
+        phases = page.evaluate(PHASES_MS)
+        seconds = int(page.evaluate(ELAPSED_MS) or "0") / 1000
+        if phases is None:
+            return Run(seconds, cpu_used)
+        first_put, last_put_end, complete_start, complete_end = (ms / 1000 for ms in phases)
         return Run(
-            int(page.evaluate(ELAPSED_MS) or "0") / 1000,
+            seconds,
             cpu_used,
-            complete_ms / 1000 if complete_ms is not None else None,
+            complete_seconds=complete_end - complete_start,
+            first_put_seconds=first_put,
+            puts_seconds=last_put_end - first_put,
         )
 
 
@@ -206,6 +226,8 @@ def describe(run: Run, moto_cpu: float) -> str:
     if run.client_cpu is not None:
         parts.append(f"client {run.client_cpu:4.1f} CPU-s")
     parts.append(f"moto {moto_cpu:4.1f} CPU-s")
+    if run.first_put_seconds is not None and run.puts_seconds is not None:
+        parts.append(f"first PUT at {run.first_put_seconds:4.2f} s, PUTs {run.puts_seconds:4.2f} s")
     if run.complete_seconds is not None:
         parts.append(f"complete {run.complete_seconds:4.2f} s")
     return ", ".join(parts)
@@ -224,7 +246,16 @@ def main(argv: list[str] | None = None) -> int:
         default="devtools",
         help="drive Chromium over the bare DevTools pipe (default) or with Playwright",
     )
+    add_page_reporting_option(parser)
     args = parser.parse_args(argv)
+    with page_reporting_for_run(args.defer_page_reporting) as memory:
+        status = measure(args)
+        if memory:
+            print(f"machine: {memory}")
+    return status
+
+
+def measure(args: argparse.Namespace) -> int:
     if not (WEB_DIST / "index.html").is_file():
         print(f"{WEB_DIST}/index.html is missing: run `make web` first", file=sys.stderr)
         return 2
