@@ -45,7 +45,7 @@ if str(REPO) not in sys.path:
 
 from bench.browser_upload import bench_stack, write_csv  # noqa: E402
 from bench.cputime import own_cpu_seconds, tree_cpu_seconds  # noqa: E402
-from bench.vmmemory import add_page_reporting_option, page_reporting_for_run  # noqa: E402
+from bench.vmmemory import add_page_reporting_option, run_and_name_the_machine  # noqa: E402
 from upflow.core.partsize import plan_parts  # noqa: E402
 from upflow.definition import Limits, MiB  # noqa: E402
 from upflow.testing.devtools import DevToolsBrowser, DevToolsPage  # noqa: E402
@@ -93,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part-mib", type=int, default=None, help="part size (default: the API's choice)")
     add_page_reporting_option(parser)
     args = parser.parse_args(argv)
-    with page_reporting_for_run(args.defer_page_reporting) as memory:
-        status = measure(args)
-        if memory:
-            print(f"machine: {memory}")
-    return status
+    return run_and_name_the_machine(args.defer_page_reporting, lambda: measure(args))
 
 
 def measure(args: argparse.Namespace) -> int:

@@ -26,7 +26,10 @@ page first in even ones. Each upload's line also gives the CPU-seconds its
 client used (Chromium's processes from the click on; the CLI's process, its
 start-up included), moto's meanwhile, and the page's ``complete`` call; the
 summary sets Chromium's own CPU time, spread over the machine's cores, against
-the CLI's whole upload.
+the CLI's whole upload. A page upload's line also gives its phases from the page's
+resource timing: when the first part PUT started, and how long the PUTs took. The last
+line names the VM's free page reporting, which weighs on the page more than on the CLI
+(``bench/vmmemory.py``; ``--defer-page-reporting MS`` defers it for the run, as root).
 Each round uploads a file of a different name (a fresh upload, no resume).
 Both clients pay the same per-part costs: a sign call to the API (batched), a
 CRC32 of the part, a PUT to the same moto endpoint.
@@ -53,7 +56,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.cputime import reaped_children_cpu_seconds, tree_cpu_seconds  # noqa: E402
-from bench.vmmemory import add_page_reporting_option, page_reporting_for_run  # noqa: E402
+from bench.vmmemory import add_page_reporting_option, run_and_name_the_machine  # noqa: E402
 from upflow.definition import MiB  # noqa: E402
 from upflow.local.processes import free_port  # noqa: E402
 from upflow.local.stack import WEB_DIST, LocalStack, start_stack  # noqa: E402
@@ -248,11 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_page_reporting_option(parser)
     args = parser.parse_args(argv)
-    with page_reporting_for_run(args.defer_page_reporting) as memory:
-        status = measure(args)
-        if memory:
-            print(f"machine: {memory}")
-    return status
+    return run_and_name_the_machine(args.defer_page_reporting, lambda: measure(args))
 
 
 def measure(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ the clients.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,3 +112,12 @@ def page_reporting_for_run(defer_ms: int | None) -> Iterator[str | None]:
         during = page_reporting()
         assert during is not None
         yield during.describe() + f" for this run (the machine's setting: {before.min_free_ms} ms)"
+
+
+def run_and_name_the_machine(defer_ms: int | None, measure: Callable[[], int]) -> int:
+    """``measure()`` (page reporting deferred if asked), then a last line naming the setting."""
+    with page_reporting_for_run(defer_ms) as memory:
+        status = measure()
+        if memory:
+            print(f"machine: {memory}")
+    return status
