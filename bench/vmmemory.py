@@ -3,10 +3,10 @@
 The benchmark machine is a Firecracker guest whose ``page_reporting`` driver hands
 freed memory to the host. With ``min_free_ms=0`` it reports memory as soon as it
 is freed, so the next time the guest uses those pages the host must fault them in
-again. The first touch of such a page is several times dearer than a plain page fault.
-A client that frees a lot of memory during an upload pays that cost, and so does
-whatever allocates next. Chromium frees fresh buffers for every part it sends, and
-moto then allocates ~1 GiB for ``complete``. web/README.md has the figures.
+again, on top of the guest's own page fault. A client that frees a lot of memory
+during an upload pays that cost, and so does whatever allocates next. Chromium
+frees fresh buffers for every part it sends, and moto then allocates several times
+the object's size for ``complete``. web/README.md has the figures.
 
 The upload benchmarks print the setting next to their results. With
 ``--defer-page-reporting MS`` they raise ``min_free_ms`` for the run and put the
