@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 PARAMETERS = Path("/sys/module/page_reporting/parameters")
@@ -99,25 +99,18 @@ def add_page_reporting_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@contextmanager
-def page_reporting_for_run(defer_ms: int | None) -> Iterator[str | None]:
-    """The machine's page reporting in words (None where there is none), deferred if asked."""
-    before = page_reporting()
-    if defer_ms is None or before is None:
-        if defer_ms is not None:
-            raise RuntimeError("--defer-page-reporting: this kernel has no page reporting driver")
-        yield before.describe() if before else None
-        return
-    with deferred_page_reporting(defer_ms):
-        during = page_reporting()
-        assert during is not None
-        yield during.describe() + f" for this run (the machine's setting: {before.min_free_ms} ms)"
-
-
 def run_and_name_the_machine(defer_ms: int | None, measure: Callable[[], int]) -> int:
     """``measure()`` (page reporting deferred if asked), then a last line naming the setting."""
-    with page_reporting_for_run(defer_ms) as memory:
+    before = page_reporting()
+    if defer_ms is None:
         status = measure()
-        if memory:
-            print(f"machine: {memory}")
+        if before is not None:
+            print(f"machine: {before.describe()}")
+        return status
+    if before is None:
+        raise RuntimeError("--defer-page-reporting: this kernel has no page reporting driver")
+    with deferred_page_reporting(defer_ms) as previous:
+        status = measure()
+        during = replace(before, min_free_ms=defer_ms).describe()
+        print(f"machine: {during} for this run (the machine's setting: {previous} ms)")
     return status
