@@ -71,6 +71,17 @@ def _json_body() -> dict[str, Any]:
     return body
 
 
+def _query_int(name: str) -> int | None:
+    """An optional non-negative integer query parameter; 400 naming it when it is not one."""
+    params = _request().query_params
+    raw = None if params is None else params.get(name)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise ApiError(400, "invalid_field", f"{name} must be a whole number of bytes", name)
+    return int(raw)
+
+
 def _authorized(upload_id: str) -> None:
     services_from_env().uploads.authorize(upload_id, _request().headers.get("authorization"))
 
@@ -155,7 +166,19 @@ def retry_upload(upload_id: str) -> Response:
 
 @app.route("/preview", methods=["POST"], content_types=["text/csv", "application/octet-stream"])
 def preview() -> Response:
-    return _handle(lambda: _processing().preview(_raw_body()))
+    """The head of a CSV checked. With ``?size=N`` (the whole file's bytes), also the part
+    plan an upload of it would get, so the page can checksum the first parts before the click."""
+
+    def view() -> Any:
+        services = services_from_env()
+        size = _query_int("size")
+        plan = None if size is None else services.uploads.plan(size)
+        answer = ProcessingService(services).preview(_raw_body(), object_size=size)
+        if plan is not None:
+            answer["upload"] = {"part_size": plan.part_size, "part_count": plan.part_count}
+        return answer
+
+    return _handle(view)
 
 
 @app.on_sqs_message(

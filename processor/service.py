@@ -84,7 +84,9 @@ class ProcessingService:
         self._services.chunks.send_json([chunk_message(upload_id, index) for index in requeued])
         return {"upload_id": upload_id, "requeued": len(requeued)}
 
-    def preview(self, data: bytes) -> dict[str, Any]:
+    def preview(self, data: bytes, object_size: int | None = None) -> dict[str, Any]:
+        """The head of a file checked; ``object_size``, when the client sends it, says whether
+        the head is the whole file (else a head shorter than the preview size is taken as all)."""
         limits = self._services.config.limits
         if not data:
             raise ApiError(
@@ -94,7 +96,12 @@ class ProcessingService:
             raise ApiError(
                 413, "too_large", f"send at most {limits.preview_bytes} bytes (the head of the file)", "body"
             )
+        if object_size is not None and len(data) > object_size:
+            raise ApiError(
+                400, "invalid_size", f"the body has {len(data)} bytes, more than size {object_size}", "size"
+            )
+        at_eof = len(data) < limits.preview_bytes if object_size is None else len(data) == object_size
         try:
-            return dict(preview(data, at_eof=len(data) < limits.preview_bytes, limits=limits))
+            return dict(preview(data, at_eof=at_eof, limits=limits))
         except FormatError as error:
             raise ApiError(422, error.code, error.message, error.field or "file") from error

@@ -5,7 +5,9 @@ Run as ``python -m upflow.build build/chalice``. It
 1. stages the repo's ``upflow/`` and ``processor/`` packages into ``api/vendor/``
    (Chalice copies ``vendor/`` into the root of the deployment zip), deleting and
    recreating that folder each run and skipping ``__pycache__``, and compiles the row
-   kernel (``upflow/core/scan.c``) fresh into it: the zip never carries a stale library;
+   kernel (``upflow/core/scan.c``) fresh into it: the zip never carries a stale library.
+   The folder is deleted again once ``chalice package`` has run (see
+   ``remove_staged_vendor``);
 2. runs ``chalice package <outdir>`` in ``api/``, which writes ``sam.json`` (the
    SAM template: function handlers, runtime, the API's swagger body) and
    ``deployment.zip`` (app.py, chalicelib, vendor and Lambda-compatible wheels of
@@ -68,6 +70,20 @@ def stage_vendor(
     return vendor
 
 
+def remove_staged_vendor(api_dir: Path = API_DIR) -> bool:
+    """Delete ``<api_dir>/vendor`` if a build left it; True if there was one.
+
+    It must not outlive the build: ``chalice local`` puts ``vendor/`` on ``sys.path``,
+    where its copy of ``upflow`` wins over the working tree's (an editable install is
+    found only after ``sys.path``), so it would serve the code of the last package.
+    """
+    vendor = api_dir / "vendor"
+    if not vendor.exists():
+        return False
+    shutil.rmtree(vendor)
+    return True
+
+
 def chalice_command() -> list[str]:
     """The ``chalice`` CLI of this interpreter's environment (never one from PATH)."""
     # Not resolved: a venv's bin/python is a symlink out of the venv.
@@ -93,12 +109,15 @@ def package(
     outdir.mkdir(parents=True, exist_ok=True)
     for name in (TEMPLATE_NAME, ZIP_NAME):
         (outdir / name).unlink(missing_ok=True)
-    stage_vendor(api_dir, repo_root, packages)
     env = dict(os.environ)
     if not (env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")):
         env["AWS_DEFAULT_REGION"] = FALLBACK_REGION
     command = [*chalice_command(), "package", "--stage", stage, str(outdir)]
-    result = subprocess.run(command, cwd=api_dir, env=env, check=False)
+    try:
+        stage_vendor(api_dir, repo_root, packages)
+        result = subprocess.run(command, cwd=api_dir, env=env, check=False)
+    finally:
+        remove_staged_vendor(api_dir)
     if result.returncode != 0:
         raise BuildError(f"`{' '.join(command)}` failed with exit code {result.returncode}")
     missing = [name for name in (TEMPLATE_NAME, ZIP_NAME) if not (outdir / name).is_file()]

@@ -11,7 +11,7 @@ import base64
 import binascii
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -71,58 +71,74 @@ def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _require_int(body: Mapping[str, Any], name: str) -> int:
-    value = body.get(name)
-    if value is None:
-        raise ApiError(400, "missing_field", f"{name} is required", name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, "invalid_field", f"{name} must be an integer", name)
-    return value
-
-
-def _part_numbers(body: Mapping[str, Any], part_count: int, max_per_call: int) -> list[int]:
+def _part_numbers(body: Mapping[str, Any], part_count: int, max_per_call: int, prefix: str = "") -> list[int]:
+    field = f"{prefix}part_numbers"
     raw = body.get("part_numbers")
     if not isinstance(raw, list) or not raw:
-        raise ApiError(400, "invalid_field", "part_numbers must be a non-empty list", "part_numbers")
+        raise ApiError(400, "invalid_field", "part_numbers must be a non-empty list", field)
     if len(raw) > max_per_call:
-        raise ApiError(400, "too_many_parts", f"at most {max_per_call} part numbers per call", "part_numbers")
+        raise ApiError(400, "too_many_parts", f"at most {max_per_call} part numbers per call", field)
     numbers: list[int] = []
     for value in raw:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ApiError(400, "invalid_field", "part numbers must be integers", "part_numbers")
+            raise ApiError(400, "invalid_field", "part numbers must be integers", field)
         if not 1 <= value <= part_count:
-            raise ApiError(
-                400, "invalid_part_number", f"part {value} is outside 1..{part_count}", "part_numbers"
-            )
+            raise ApiError(400, "invalid_part_number", f"part {value} is outside 1..{part_count}", field)
         numbers.append(value)
     if len(set(numbers)) != len(numbers):
-        raise ApiError(400, "invalid_field", "part numbers must not repeat", "part_numbers")
+        raise ApiError(400, "invalid_field", "part numbers must not repeat", field)
     return numbers
 
 
-def _checksums(body: Mapping[str, Any], numbers: list[int]) -> dict[int, str]:
+def _checksums(body: Mapping[str, Any], numbers: list[int], prefix: str = "") -> dict[int, str]:
+    field = f"{prefix}checksums"
     raw = body.get("checksums")
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ApiError(
-            400, "invalid_field", "checksums must be an object of part number to CRC32", "checksums"
-        )
+        raise ApiError(400, "invalid_field", "checksums must be an object of part number to CRC32", field)
     wanted = set(numbers)
     parsed: dict[int, str] = {}
     for key, value in raw.items():
         if not (isinstance(key, str) and key.isdigit() and int(key) in wanted):
-            raise ApiError(400, "invalid_field", f"checksum for part {key!r} not requested", "checksums")
+            raise ApiError(400, "invalid_field", f"checksum for part {key!r} not requested", field)
         try:
             decoded = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
         except (binascii.Error, ValueError):
             decoded = b""
         if len(decoded) != 4:
-            raise ApiError(
-                400, "invalid_checksum", f"checksum of part {key} is not a base64 CRC32", "checksums"
-            )
+            raise ApiError(400, "invalid_checksum", f"checksum of part {key} is not a base64 CRC32", field)
         parsed[int(key)] = value
     return parsed
+
+
+def _signing_request(
+    body: Mapping[str, Any], part_count: int, max_per_call: int, checksum: bool, prefix: str = ""
+) -> tuple[list[int], dict[int, str]]:
+    """The part numbers and checksums of a request to sign parts, checked against the upload."""
+    numbers = _part_numbers(body, part_count, max_per_call, prefix)
+    checksums = _checksums(body, numbers, prefix)
+    if checksum and len(checksums) != len(numbers):
+        missing = sorted(set(numbers) - set(checksums))
+        raise ApiError(
+            400,
+            "checksum_required",
+            f"this upload verifies CRC32 per part; checksums missing for parts {missing[:10]}",
+            f"{prefix}checksums",
+        )
+    if checksums and not checksum:
+        raise ApiError(
+            400, "invalid_field", "this upload was created without checksums", f"{prefix}checksums"
+        )
+    return numbers, checksums
+
+
+@dataclass(frozen=True)
+class FirstParts:
+    """Parts to sign together with ``POST /uploads`` (checked; the plan's part size)."""
+
+    part_numbers: tuple[int, ...]
+    checksums: dict[int, str]
 
 
 @dataclass(frozen=True)
@@ -183,18 +199,55 @@ class UploadService:
         return item
 
     # --- routes ----------------------------------------------------------
-    def initiate(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            filename = naming.validate_filename(body.get("filename"), self._limits.max_filename_length)
-        except naming.FilenameError as error:
-            raise ApiError(400, "invalid_filename", str(error), "filename") from error
-        size = _require_int(body, "size")
+    def plan(self, size: Any) -> PartPlan:
+        """The part plan for an object of ``size`` bytes; ``ApiError`` naming ``size`` if none fits."""
+        if size is None:
+            raise ApiError(400, "missing_field", "size is required", "size")
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise ApiError(400, "invalid_field", "size must be an integer", "size")
         if size <= 0:
             raise ApiError(400, "invalid_size", "size must be a positive number of bytes", "size")
         if size > self._limits.max_upload_size:
             raise ApiError(
                 413, "too_large", f"size exceeds the maximum of {self._limits.max_upload_size} bytes", "size"
             )
+        try:
+            return plan_parts(size, self._limits)
+        except PartPlanError as error:
+            raise ApiError(413, "too_large", str(error), "size") from error
+
+    def _first_parts(self, body: Mapping[str, Any], plan: PartPlan, checksum: bool) -> FirstParts | None:
+        """The parts ``POST /uploads`` is asked to sign at once (``sign``), checked before S3 is called.
+
+        None when there is no ``sign``, or when its checksums were computed for another
+        part size than the plan's (the client guessed; it signs those parts later).
+        """
+        raw = body.get("sign")
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            raise ApiError(
+                400, "invalid_field", "sign must be an object {part_size, part_numbers, checksums}", "sign"
+            )
+        part_size = raw.get("part_size")
+        if isinstance(part_size, bool) or not isinstance(part_size, int) or part_size <= 0:
+            raise ApiError(
+                400, "invalid_field", "sign.part_size must be the positive part size used", "sign.part_size"
+            )
+        numbers, checksums = _signing_request(
+            raw, plan.part_count, self._limits.max_parts_per_sign_call, checksum, prefix="sign."
+        )
+        if part_size != plan.part_size:
+            return None
+        return FirstParts(tuple(numbers), checksums)
+
+    def initiate(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            filename = naming.validate_filename(body.get("filename"), self._limits.max_filename_length)
+        except naming.FilenameError as error:
+            raise ApiError(400, "invalid_filename", str(error), "filename") from error
+        plan = self.plan(body.get("size"))
+        size = plan.object_size
         try:
             content_type = naming.validate_content_type(body.get("content_type"))
         except naming.FilenameError as error:
@@ -204,14 +257,11 @@ class UploadService:
             raise ApiError(
                 400, "invalid_field", "checksum_algorithm must be 'CRC32' or null", "checksum_algorithm"
             )
-        try:
-            plan = plan_parts(size, self._limits)
-        except PartPlanError as error:
-            raise ApiError(413, "too_large", str(error), "size") from error
+        checksum = checksum_choice == "CRC32"
+        first_parts = self._first_parts(body, plan, checksum)
 
         upload_id = uuid.uuid4().hex
         key = naming.object_key(upload_id, filename)
-        checksum = checksum_choice == "CRC32"
         mpu_id = self._store.create_multipart_upload(key, content_type or "text/csv", checksum=checksum)
         now = self._clock()
         expires = now + self._limits.lifecycle_days * 86400
@@ -238,6 +288,11 @@ class UploadService:
             "checksum_algorithm": "CRC32" if checksum else None,
             "token": tokens.issue_token(self._config.token_secret, upload_id),
             "expires_at": iso(expires),
+            # The first parts' URLs ride on this answer, so the first PUT does not
+            # wait for a sign call (one round trip less before the first byte moves).
+            "signed": None
+            if first_parts is None
+            else self._presign(key, mpu_id, first_parts.part_numbers, first_parts.checksums),
         }
 
     def _uploading(self, upload_id: str) -> Upload:
@@ -250,25 +305,20 @@ class UploadService:
 
     def sign_parts(self, upload_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         upload = self._uploading(upload_id)
-        numbers = _part_numbers(body, upload.plan.part_count, self._limits.max_parts_per_sign_call)
-        checksums = _checksums(body, numbers)
-        if upload.checksum and len(checksums) != len(numbers):
-            missing = sorted(set(numbers) - set(checksums))
-            raise ApiError(
-                400,
-                "checksum_required",
-                f"this upload verifies CRC32 per part; checksums missing for parts {missing[:10]}",
-                "checksums",
-            )
-        if checksums and not upload.checksum:
-            raise ApiError(400, "invalid_field", "this upload was created without checksums", "checksums")
+        numbers, checksums = _signing_request(
+            body, upload.plan.part_count, self._limits.max_parts_per_sign_call, upload.checksum
+        )
+        return self._presign(upload.key, upload.mpu_id, numbers, checksums)
+
+    def _presign(
+        self, key: str, mpu_id: str, numbers: Sequence[int], checksums: Mapping[int, str]
+    ) -> dict[str, Any]:
+        """``{urls, headers, expires_at}`` for ``numbers``: what sign calls answer."""
         expires_in = self._limits.url_expiry_seconds
         urls: dict[str, str] = {}
         headers: dict[str, dict[str, str]] = {}
         for number in numbers:
-            signed = self._store.presign_part(
-                upload.key, upload.mpu_id, number, expires_in, checksums.get(number)
-            )
+            signed = self._store.presign_part(key, mpu_id, number, expires_in, checksums.get(number))
             urls[str(number)] = signed.url
             headers[str(number)] = signed.headers
         return {"urls": urls, "headers": headers, "expires_at": iso(self._clock() + expires_in)}

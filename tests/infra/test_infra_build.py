@@ -49,3 +49,24 @@ def test_packaging_writes_both_artifacts(chalice_build):
 
 def test_vendor_packages_are_the_repos():
     assert build.VENDORED_PACKAGES == ("upflow", "processor")
+
+
+def test_packaging_leaves_no_vendor_folder_for_chalice_local_to_pick_up(tmp_path):
+    # `chalice package` fails on this app; the staged vendor/ must go all the same, or
+    # `chalice local` would import its copy of the packages instead of the working tree.
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "mod.py").write_text("X = 1\n")
+    api = tmp_path / "api"
+    api.mkdir()
+    (api / "app.py").write_text("raise SystemExit('not a Chalice app')\n")
+
+    with pytest.raises(build.BuildError, match="failed with exit code"):
+        build.package(tmp_path / "out", api_dir=api, repo_root=repo, packages=["pkg"])
+
+    assert not (api / "vendor").exists()
+    assert build.remove_staged_vendor(api) is False
+
+
+def test_the_real_package_run_removed_its_vendor_folder(chalice_build):
+    assert not (build.API_DIR / "vendor").exists()

@@ -339,3 +339,136 @@ def test_cors_preflight_allows_the_web_origin(api: Api, stack: LocalStack) -> No
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == origin
     assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
+
+
+def _pieces(payload: bytes, part_size: int) -> dict[int, bytes]:
+    return {1 + i // part_size: payload[i : i + part_size] for i in range(0, len(payload), part_size)}
+
+
+def test_initiate_signs_the_first_parts_it_is_sent_and_the_upload_completes(
+    api: Api, s3: Any, stack: LocalStack
+) -> None:
+    payload = b"documento;valor\n" + os.urandom(10 * MiB).hex().encode()[: 20 * MiB - 16]
+    pieces = _pieces(payload, 8 * MiB)  # the plan for 20 MiB: 3 parts of 8 MiB
+    checksums = {str(n): crc32_b64(pieces[n]) for n in (1, 2)}
+    status, created = api.call(
+        "POST",
+        "/uploads",
+        json_body={
+            "filename": "head-start.csv",
+            "size": len(payload),
+            "sign": {"part_size": 8 * MiB, "part_numbers": [1, 2], "checksums": checksums},
+        },
+    )
+    assert status == 201, created
+    signed, token = created["signed"], created["token"]
+    assert sorted(signed["urls"]) == ["1", "2"] and signed["expires_at"].endswith("Z")
+    assert signed["headers"]["1"] == {
+        "x-amz-checksum-crc32": checksums["1"],
+        "x-amz-sdk-checksum-algorithm": "CRC32",
+    }
+    # Part 3 the usual way; then every part goes to S3 through its URL.
+    status, rest = api.call(
+        "POST",
+        f"/uploads/{created['upload_id']}/parts",
+        token,
+        {"part_numbers": [3], "checksums": {"3": crc32_b64(pieces[3])}},
+    )
+    assert status == 200, rest
+    for n, source in ((1, signed), (2, signed), (3, rest)):
+        put = requests.put(
+            source["urls"][str(n)], data=pieces[n], headers=source["headers"][str(n)], timeout=60
+        )
+        assert put.status_code == 200, put.text
+    status, done = api.call("POST", f"/uploads/{created['upload_id']}/complete", token, {})
+    assert status == 200, done
+    assert s3.get_object(Bucket=stack.names.bucket, Key=created["key"])["Body"].read() == payload
+
+
+def test_initiate_does_not_sign_parts_checksummed_for_another_part_size(api: Api) -> None:
+    # The client computed its checksums for 5 MiB parts; the plan says 8 MiB. The upload is
+    # made, nothing is signed, and the client signs its parts the usual way.
+    status, created = api.call(
+        "POST",
+        "/uploads",
+        json_body={
+            "filename": "a.csv",
+            "size": 20 * MiB,
+            "sign": {"part_size": 5 * MiB, "part_numbers": [1], "checksums": {"1": crc32_b64(b"a")}},
+        },
+    )
+    assert status == 201, created
+    assert created["signed"] is None and created["part_size"] == 8 * MiB
+    assert new_upload(api)["signed"] is None  # and none is asked for without `sign`
+    api.call("DELETE", f"/uploads/{created['upload_id']}", created["token"])
+
+
+@pytest.mark.parametrize(
+    ("sign", "error", "field"),
+    [
+        ([1, 2], "invalid_field", "sign"),
+        ({"part_numbers": [1], "checksums": {"1": "AAAAAA=="}}, "invalid_field", "sign.part_size"),
+        ({"part_size": True, "part_numbers": [1]}, "invalid_field", "sign.part_size"),
+        (
+            {"part_size": 8 * MiB, "part_numbers": [4], "checksums": {}},
+            "invalid_part_number",
+            "sign.part_numbers",
+        ),
+        ({"part_size": 8 * MiB, "part_numbers": []}, "invalid_field", "sign.part_numbers"),
+        ({"part_size": 8 * MiB, "part_numbers": [1]}, "checksum_required", "sign.checksums"),
+        (
+            {"part_size": 8 * MiB, "part_numbers": [1], "checksums": {"1": "nope"}},
+            "invalid_checksum",
+            "sign.checksums",
+        ),
+    ],
+)
+def test_initiate_refuses_a_bad_sign_request_before_creating_anything(
+    api: Api, unchanged: Any, sign: Any, error: str, field: str
+) -> None:
+    with unchanged:
+        status, body = api.call(
+            "POST", "/uploads", json_body={"filename": "a.csv", "size": 20 * MiB, "sign": sign}
+        )
+    assert (status, body["error"], body["field"]) == (400, error, field), body
+    assert body["message"]
+
+
+HEAD = b"documento;valor\n52998224725;10,00\n11222333000181;5,50\n"
+
+
+def test_preview_with_the_file_size_answers_the_part_plan(api: Api) -> None:
+    status, body = api.call(
+        "POST", f"/preview?size={512 * MiB}", data=HEAD, headers={"Content-Type": "text/csv"}
+    )
+    assert status == 200, body
+    assert body["upload"] == {"part_size": 8 * MiB, "part_count": 64}
+    assert body["delimiter"] == ";" and [row["valid"] for row in body["rows"]] == [True, True]
+    status, body = api.call("POST", "/preview", data=HEAD, headers={"Content-Type": "text/csv"})
+    assert status == 200 and "upload" not in body
+
+
+def test_preview_of_a_whole_small_file_reads_its_last_row(api: Api) -> None:
+    # With the size, the server knows the head is the whole file: the unterminated last row
+    # is a row, not a cut-off piece of a longer file.
+    head = HEAD + b"52998224725;1,00"
+    status, body = api.call(
+        "POST", f"/preview?size={len(head)}", data=head, headers={"Content-Type": "text/csv"}
+    )
+    assert status == 200, body
+    assert len(body["rows"]) == 3 and body["upload"]["part_count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "error"),
+    [
+        ("size=abc", 400, "invalid_field"),
+        ("size=-1", 400, "invalid_field"),
+        ("size=0", 400, "invalid_size"),
+        ("size=10", 400, "invalid_size"),  # fewer bytes than the head sent
+        (f"size={2 * TB + 1}", 413, "too_large"),
+    ],
+)
+def test_preview_refuses_a_bad_size(api: Api, query: str, status: int, error: str) -> None:
+    got_status, body = api.call("POST", f"/preview?{query}", data=HEAD, headers={"Content-Type": "text/csv"})
+    assert (got_status, body["error"], body["field"]) == (status, error, "size"), body

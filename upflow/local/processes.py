@@ -17,8 +17,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-API_DIR = REPO_ROOT / "api"
+from upflow.build import API_DIR, remove_staged_vendor
+
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -117,6 +117,10 @@ def stack_env(endpoint: str, app_env: Mapping[str, str]) -> dict[str, str]:
 def start_chalice_local(
     host: str, port: int, env: Mapping[str, str], log_path: Path | None = None
 ) -> tuple[Child, str]:
+    # A build interrupted before its clean-up leaves api/vendor behind; chalice local
+    # would then serve that copy of upflow instead of the working tree.
+    if remove_staged_vendor(API_DIR):
+        print(f"upflow: removed {API_DIR / 'vendor'} left by an interrupted build", file=sys.stderr)
     child = Child(
         "chalice local",
         [_bin("chalice"), "local", "--host", host, "--port", str(port), "--no-autoreload", "--stage", "dev"],

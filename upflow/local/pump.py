@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from upflow.aws.sqs import Queue
-from upflow.local.processes import API_DIR
+from upflow.build import API_DIR
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import boto3
 
+from upflow.build import REPO_ROOT
 from upflow.definition import Limits, ResourceNames, names_for
 from upflow.local.processes import (
     LOCAL_CREDENTIALS,
-    REPO_ROOT,
     Child,
     free_port,
     stack_env,
