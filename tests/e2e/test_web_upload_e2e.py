@@ -301,6 +301,57 @@ def test_upload_survives_aborted_part_puts_byte_identical(
     assert sent_checksums == expected
 
 
+def test_first_parts_are_checksummed_while_the_preview_is_read_and_signed_by_initiate(
+    context: BrowserContext, web_url: str, big_csv: CsvFile, stack: LocalStack, s3: Any
+) -> None:
+    """The head start: parts 1-6 are read before the click, and their URLs come with POST /uploads.
+
+    No sign call asks for them again, their PUTs use the URLs initiate answered, and the
+    object is byte-identical.
+    """
+    page = context.new_page()
+    api_calls: list[tuple[str, dict[str, Any]]] = []
+    part_urls: dict[int, str] = {}
+
+    def on_request(request: Request) -> None:
+        if request.url.startswith(stack.api_url) and request.method == "POST" and "/uploads" in request.url:
+            api_calls.append((urlsplit(request.url).path, json.loads(request.post_data or "{}")))
+        elif is_part_put(request, stack.endpoint):
+            part_urls.setdefault(part_number(request.url), request.url)
+
+    page.on("request", on_request)
+    created: dict[str, Any] = {}
+    page.on(
+        "response",
+        lambda r: (
+            created.update(r.json())
+            if r.request.method == "POST" and urlsplit(r.url).path == "/uploads"
+            else None
+        ),
+    )
+    page.goto(web_url)
+    choose(page, big_csv.path)
+    page.get_by_test_id("preview").wait_for(timeout=30_000)
+    page.wait_for_timeout(5_000)  # a person reads the preview; the page reads 6 parts (48 MiB)
+    page.get_by_test_id("start-button").click()
+    wait_uploaded(page)
+
+    initiate = next(body for path, body in api_calls if path == "/uploads")
+    head = list(range(1, 7))
+    assert initiate["sign"]["part_size"] == 8 * MiB
+    assert initiate["sign"]["part_numbers"] == head
+    assert initiate["sign"]["checksums"] == {
+        str(n): crc32_b64(big_csv.data[(n - 1) * 8 * MiB : n * 8 * MiB]) for n in head
+    }
+    assert sorted(int(n) for n in created["signed"]["urls"]) == head
+    signed_later = [n for path, body in api_calls if path.endswith("/parts") for n in body["part_numbers"]]
+    assert not set(signed_later) & set(head), signed_later
+    assert sorted(signed_later) == list(range(7, created["part_count"] + 1))
+    assert all(part_urls[n] == created["signed"]["urls"][str(n)] for n in head)
+    stored = s3.get_object(Bucket=stack.names.bucket, Key=created["key"])["Body"].read()
+    assert stored == big_csv.data
+
+
 def test_reload_mid_upload_resumes_without_resending_parts(
     context: BrowserContext, web_url: str, big_csv: CsvFile, stack: LocalStack
 ) -> None:

@@ -12,7 +12,8 @@ import { RateEstimator, type ProgressSnapshot } from './lib/progress'
 import { browserStorage, UploadStore, type RecentUpload } from './lib/storage'
 import type { PreviewResponse } from './lib/types'
 import { ChecksumPool } from './lib/checksum'
-import { prepareSession, UploadController } from './lib/uploader'
+import type { HeadStart } from './lib/headStart'
+import { prepareSession, startHeadStart, UploadController } from './lib/uploader'
 import { checkFile } from './lib/validate'
 
 const PREVIEW_BYTES = 1024 * 1024
@@ -64,6 +65,10 @@ export default function App() {
   const controllerRef = useRef<UploadController | null>(null)
   /** CRC32 workers started when a file is chosen, handed to the upload that starts */
   const poolRef = useRef<ChecksumPool | null>(null)
+  /** the chosen file's first parts, read and checksummed while its preview is shown */
+  const headStartRef = useRef<HeadStart | null>(null)
+  /** the file chosen last: a preview answered for an earlier choice is dropped */
+  const chosenRef = useRef<File | null>(null)
   const rateRef = useRef(new RateEstimator())
   const lastUiUpdate = useRef(0)
   const lastMilestone = useRef(0)
@@ -78,6 +83,7 @@ export default function App() {
   useEffect(
     () => () => {
       controllerRef.current?.destroy()
+      headStartRef.current?.close()
       poolRef.current?.close()
     },
     [],
@@ -91,6 +97,9 @@ export default function App() {
     async (chosen: File | null) => {
       controllerRef.current?.destroy()
       controllerRef.current = null
+      headStartRef.current?.close()
+      headStartRef.current = null
+      chosenRef.current = chosen
       setPreview(null)
       setProgress(null)
       setMessage(null)
@@ -110,10 +119,15 @@ export default function App() {
       setResumable(store.loadSession(fingerprint(chosen)) !== null)
       setPhase('checking')
       try {
-        const result = await api.preview(chosen.slice(0, PREVIEW_BYTES))
+        const result = await api.preview(chosen.slice(0, PREVIEW_BYTES), chosen.size)
+        if (chosenRef.current !== chosen) return
+        if (result.upload && poolRef.current) {
+          headStartRef.current = startHeadStart(chosen, result.upload, poolRef.current)
+        }
         setPreview(result)
         setPhase('ready')
       } catch (error) {
+        if (chosenRef.current !== chosen) return
         setPhase('rejected')
         setMessage(describeError(error))
       }
@@ -143,10 +157,13 @@ export default function App() {
     rateRef.current.reset()
     lastMilestone.current = 0
     setProgress({ bytesDone: 0, bytesTotal: file.size, percent: 0, rate: null, secondsLeft: null })
+    const head = headStartRef.current
+    headStartRef.current = null
     let prepared
     try {
-      prepared = await prepareSession(api, store, file)
+      prepared = await prepareSession(api, store, file, head)
     } catch (error) {
+      head?.close()
       setPhase('failed')
       setMessage(describeError(error))
       return
@@ -190,6 +207,7 @@ export default function App() {
         },
       },
       pool,
+      head,
     )
     controllerRef.current = controller
     setPhase('uploading')

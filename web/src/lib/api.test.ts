@@ -62,6 +62,23 @@ describe('ApiClient', () => {
     expect(init.body).toBe(head)
   })
 
+  it('asks the preview with the file size, and initiate with the head start parts to sign', async () => {
+    const fetchImpl = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse(200, {}))
+    const api = new ApiClient('http://api.test', fetchImpl)
+    await api.preview(new Blob(['documento;valor\n']), 512 * 1024 * 1024)
+    expect(fetchImpl.mock.calls[0]![0]).toBe('http://api.test/preview?size=536870912')
+    const sign = { part_size: 8, part_numbers: [1], checksums: { '1': 'AAAAAA==' } }
+    await api.createUpload('a.csv', 20, sign)
+    expect(JSON.parse(fetchImpl.mock.calls[1]![1]?.body as string)).toEqual({
+      filename: 'a.csv',
+      size: 20,
+      content_type: 'text/csv',
+      sign,
+    })
+    await api.createUpload('a.csv', 20, { part_size: 8, part_numbers: [] })
+    expect(JSON.parse(fetchImpl.mock.calls[2]![1]?.body as string)).not.toHaveProperty('sign')
+  })
+
   it('maps HTTP errors to ApiError with the server message', async () => {
     const api = new ApiClient('http://api.test', async () => jsonResponse(413, { error: 'too_large', message: 'size exceeds the maximum', field: 'size' }))
     await expect(api.createUpload('a.csv', 1)).rejects.toMatchObject({ status: 413, code: 'too_large', message: 'size exceeds the maximum' })

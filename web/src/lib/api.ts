@@ -8,6 +8,7 @@ import type {
   ListedPart,
   PreviewResponse,
   SignPartsResponse,
+  SignRequest,
   StatusDocument,
 } from './types'
 
@@ -120,12 +121,17 @@ export class ApiClient {
     return this.request('GET', '/health')
   }
 
-  preview(head: Blob, signal?: AbortSignal): Promise<PreviewResponse> {
-    return this.request('POST', '/preview', { body: head, contentType: 'text/csv', signal })
+  /** The head of the file checked; with the file's `size`, also the part plan its upload gets. */
+  preview(head: Blob, size?: number, signal?: AbortSignal): Promise<PreviewResponse> {
+    const query = size === undefined ? '' : `?size=${size}`
+    return this.request('POST', `/preview${query}`, { body: head, contentType: 'text/csv', signal })
   }
 
-  createUpload(filename: string, size: number, signal?: AbortSignal): Promise<CreateUploadResponse> {
-    return this.request('POST', '/uploads', { json: { filename, size, content_type: 'text/csv' }, signal })
+  /** A new upload; `sign` asks for the URLs of parts already checksummed in the same call. */
+  createUpload(filename: string, size: number, sign?: SignRequest | null, signal?: AbortSignal): Promise<CreateUploadResponse> {
+    const json: Record<string, unknown> = { filename, size, content_type: 'text/csv' }
+    if (sign && sign.part_numbers.length > 0) json.sign = sign
+    return this.request('POST', '/uploads', { json, signal })
   }
 
   signParts(

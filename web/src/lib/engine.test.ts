@@ -327,6 +327,36 @@ describe('PartSigner', () => {
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected'])
   })
 
+  it('uses the checksums and URLs of a head start without computing or signing them again', async () => {
+    const { signer, calls } = setup(10)
+    for (const n of [1, 2, 3]) signer.seedChecksum(n, Promise.resolve(`head(${n})`))
+    signer.seedChecksum(11, Promise.resolve('beyond the last part')) // ignored
+    signer.seedSigned(
+      { urls: { '1': 'https://s3/p1?create', '2': 'https://s3/p2?create' }, expires_at: '2030-01-01T00:15:00Z' },
+      { '1': 'head(1)', '2': 'head(2)' },
+    )
+    const first = await signer.sign(1, blob(1))
+    expect(first.url).toBe('https://s3/p1?create')
+    expect(first.headers['x-amz-checksum-crc32']).toBe('head(1)')
+    expect((await signer.sign(2, blob(2))).url).toBe('https://s3/p2?create')
+    // Part 3's checksum came from the head start (not 'crc(part-3)'): the one sign call
+    // so far carries it as it is, with the parts after it checksummed meanwhile.
+    const third = await signer.sign(3, blob(3))
+    expect(third.url).toBe('https://s3/p3?v1')
+    expect(calls).toHaveLength(1)
+    expect(calls[0]!.numbers[0]).toBe(3)
+    expect(calls[0]!.checksums?.['3']).toBe('head(3)')
+    expect(calls[0]!.checksums?.['4']).toBe('crc(part-4)')
+  })
+
+  it('computes a head start checksum again when it failed', async () => {
+    const { signer, calls } = setup(3)
+    signer.seedChecksum(1, Promise.reject(new Error('read failed')))
+    await Promise.resolve()
+    await signer.sign(1, blob(1))
+    expect(calls[0]!.checksums).toEqual({ '1': 'crc(part-1)' })
+  })
+
   it('helpers', () => {
     expect(signedHeaders(undefined, undefined)).toEqual({})
     expect(expirySeconds('2030-01-01T00:00:03Z', now)).toBeUndefined()

@@ -55,6 +55,20 @@ describe('PartBytes', () => {
     expect(bytes.take(1)).toBeNull()
   })
 
+  it('holds bytes read elsewhere (the head start) within the same budget', async () => {
+    const d = digester()
+    const bytes = new PartBytes(d.run, 100)
+    expect(bytes.hold(1, new Uint8Array(60).fill(3))).toBe(true)
+    expect(bytes.hold(1, new Uint8Array(10))).toBe(false) // already held
+    expect(bytes.hold(2, new Uint8Array(50))).toBe(false) // 110 > 100
+    expect(await bytes.checksum(3, part(40))).toBe('crc-40')
+    expect(bytes.heldBytes).toBe(100)
+    expect(bytes.take(1)?.[0]).toBe(3)
+    expect(bytes.hold(2, new Uint8Array(50))).toBe(true)
+    bytes.close()
+    expect(bytes.hold(4, new Uint8Array(1))).toBe(false)
+  })
+
   it('keeps nothing after close', async () => {
     const d = digester()
     const bytes = new PartBytes(d.run, 100)

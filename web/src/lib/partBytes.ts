@@ -57,6 +57,14 @@ export class PartBytes {
     }
   }
 
+  /** Keep `bytes`, read elsewhere (the head start), for part `partNumber`'s PUT if the budget allows. */
+  hold(partNumber: number, bytes: Uint8Array): boolean {
+    if (this.closed || this.held.has(partNumber) || this.reserved + bytes.byteLength > this.budget) return false
+    this.held.set(partNumber, bytes)
+    this.reserved += bytes.byteLength
+    return true
+  }
+
   /** The bytes of `partNumber` for its PUT, once; null when they were not kept. */
   take(partNumber: number): Uint8Array | null {
     const bytes = this.held.get(partNumber)

@@ -10,7 +10,7 @@
 // the first PUT does not wait for a whole batch of checksums. A URL is handed out once: a second
 // request for the same part is a retry and gets a fresh signature, and so does
 // a cached URL close to its expiry.
-import { expirySeconds, signedHeaders, type SignCall, type SignedPart } from './signing'
+import { expirySeconds, signedHeaders, type SignAnswer, type SignCall, type SignedPart } from './signing'
 
 export const SIGN_AHEAD = 16
 /** Re-sign a cached URL that has less than this left. */
@@ -114,16 +114,43 @@ export class PartSigner {
 
   private checksumOf(n: number, body?: Blob): Promise<string> | null {
     if (!this.checksum) return null
-    let sum = this.sums.get(n)
-    if (!sum) {
-      sum = this.checksum(body ?? this.slice(n), n)
-      this.sums.set(n, sum)
-      sum.then(
-        () => this.ready.add(n),
-        () => this.sums.delete(n),
-      )
-    }
+    return this.sums.get(n) ?? this.remember(n, this.checksum(body ?? this.slice(n), n))
+  }
+
+  private remember(n: number, sum: Promise<string>): Promise<string> {
+    this.sums.set(n, sum)
+    sum.then(
+      () => this.ready.add(n),
+      () => this.sums.delete(n), // computed again when next needed
+    )
     return sum
+  }
+
+  /**
+   * Part `n`'s checksum, computed before the upload started (the head start): used
+   * as if this signer had asked for it. Ignored when the upload has no checksums.
+   */
+  seedChecksum(n: number, sum: Promise<string>): void {
+    if (!this.checksum || this.sums.has(n) || n < 1 || n > this.partCount) return
+    void this.remember(n, sum).catch(() => undefined)
+  }
+
+  /** URLs signed outside this signer (POST /uploads answers the first parts'), cached as if it had. */
+  seedSigned(answer: SignAnswer, checksums: Record<string, string> | undefined): void {
+    this.keep(Object.keys(answer.urls).map(Number), answer, checksums)
+  }
+
+  private keep(numbers: number[], answer: SignAnswer, checksums: Record<string, string> | undefined): void {
+    const parsed = answer.expires_at ? Date.parse(answer.expires_at) : Number.NaN
+    for (const n of numbers) {
+      const url = answer.urls[String(n)]
+      if (!url) continue
+      const headers = signedHeaders(answer.headers?.[String(n)], checksums?.[String(n)])
+      this.cache.set(n, {
+        part: { url, headers, expiresIn: undefined },
+        expiresAtMs: Number.isNaN(parsed) ? null : parsed,
+      })
+    }
   }
 
   /**
@@ -208,17 +235,7 @@ export class PartSigner {
           checksums = Object.fromEntries(numbers.map((n, i) => [String(n), values[i]!]))
         }
         this.calls += 1
-        const answer = await this.call(numbers, checksums)
-        const parsed = answer.expires_at ? Date.parse(answer.expires_at) : Number.NaN
-        for (const n of numbers) {
-          const url = answer.urls[String(n)]
-          if (!url) continue
-          const headers = signedHeaders(answer.headers?.[String(n)], checksums?.[String(n)])
-          this.cache.set(n, {
-            part: { url, headers, expiresIn: undefined },
-            expiresAtMs: Number.isNaN(parsed) ? null : parsed,
-          })
-        }
+        this.keep(numbers, await this.call(numbers, checksums), checksums)
       } catch (error) {
         for (const n of asked) this.failures.set(n, error)
       } finally {

@@ -7,10 +7,14 @@ export interface SignedPart {
   expiresIn: number | undefined
 }
 
-export type SignCall = (
-  partNumbers: number[],
-  checksums: Record<string, string> | undefined,
-) => Promise<{ urls: Record<string, string>; headers?: Record<string, Record<string, string>>; expires_at: string }>
+/** What a sign call answers (and POST /uploads, for the parts of a head start) */
+export interface SignAnswer {
+  urls: Record<string, string>
+  headers?: Record<string, Record<string, string>>
+  expires_at: string
+}
+
+export type SignCall = (partNumbers: number[], checksums: Record<string, string> | undefined) => Promise<SignAnswer>
 
 /** The headers a checksummed URL was signed with: the API's when it sends them, else built. */
 export function signedHeaders(

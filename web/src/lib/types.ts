@@ -8,6 +8,21 @@ export interface CreateUploadResponse {
   token: string
   expires_at: string
   checksum_algorithm?: 'CRC32' | null
+  /** URLs of the parts asked for in `sign` (a head start), or null */
+  signed?: SignPartsResponse | null
+}
+
+/** Parts to sign together with POST /uploads: their checksums, for parts of `part_size` */
+export interface SignRequest {
+  part_size: number
+  part_numbers: number[]
+  checksums?: Record<string, string>
+}
+
+/** The part plan the server gives a file of this size (POST /preview?size=N) */
+export interface PartPlan {
+  part_size: number
+  part_count: number
 }
 
 export interface SignPartsResponse {
@@ -88,6 +103,8 @@ export interface PreviewResponse {
   header: string[]
   columns: { document: string; amount: string; name?: string | null; date?: string | null }
   rows: PreviewRow[]
+  /** present when the preview was asked with the file's size */
+  upload?: PartPlan
 }
 
 export interface ErrorBody {

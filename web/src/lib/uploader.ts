@@ -26,25 +26,48 @@ import { ApiClient, ApiError, describeError } from './api'
 import { ChecksumPool } from './checksum'
 import { heldBytesBudget, PartBytes } from './partBytes'
 import { fingerprint } from './fingerprint'
+import { HeadStart } from './headStart'
 import { backoffDelays, partRange } from './progress'
 import { PartSigner, SIGN_AHEAD } from './partSigner'
+import type { SignAnswer } from './signing'
 import type { SavedSession, UploadStore } from './storage'
-import type { CompleteResponse } from './types'
+import type { CompleteResponse, PartPlan } from './types'
 
 export const PARTS_IN_FLIGHT = 6
+
+/** Bytes of parts read ahead that may wait in memory for their PUT (the head start's included). */
+export function readAheadBudget(partSize: number): number {
+  return heldBytesBudget(partSize, SIGN_AHEAD + PARTS_IN_FLIGHT)
+}
+
+/** Read and checksum the first parts of `file` (planned as `plan`) before the click. */
+export function startHeadStart(file: Blob, plan: PartPlan, pool: ChecksumPool): HeadStart {
+  return new HeadStart(file, plan, (blob, keep) => pool.digest(blob, keep), {
+    parts: PARTS_IN_FLIGHT,
+    budget: readAheadBudget(plan.part_size),
+  })
+}
 
 export interface PreparedSession {
   session: SavedSession
   /** true when an unfinished upload of this file was found and will be continued */
   resumed: boolean
   checksums: boolean
+  /** URLs POST /uploads signed for the head start's parts, with the checksums they sign */
+  signed?: { answer: SignAnswer; checksums: Record<string, string> | undefined } | null
 }
 
 /**
  * The upload to use for `file`: the one remembered for its fingerprint when the
- * server still has it open, else a new one (POST /uploads). Remembered either way.
+ * server still has it open, else a new one (POST /uploads, asking for the URLs of
+ * the parts `head` has already checksummed). Remembered either way.
  */
-export async function prepareSession(api: ApiClient, store: UploadStore, file: File): Promise<PreparedSession> {
+export async function prepareSession(
+  api: ApiClient,
+  store: UploadStore,
+  file: File,
+  head?: HeadStart | null,
+): Promise<PreparedSession> {
   const fp = fingerprint(file)
   const saved = store.loadSession(fp)
   if (saved && saved.size === file.size) {
@@ -59,7 +82,8 @@ export async function prepareSession(api: ApiClient, store: UploadStore, file: F
     }
     store.forgetSession(fp)
   }
-  const created = await api.createUpload(file.name, file.size)
+  const sign = head?.signRequest() ?? null
+  const created = await api.createUpload(file.name, file.size, sign)
   const session: SavedSession = {
     upload_id: created.upload_id,
     token: created.token,
@@ -79,7 +103,8 @@ export async function prepareSession(api: ApiClient, store: UploadStore, file: F
     size: file.size,
     created_at: session.saved_at,
   })
-  return { session, resumed: false, checksums: session.checksums ?? true }
+  const signed = created.signed ? { answer: created.signed, checksums: sign?.checksums } : null
+  return { session, resumed: false, checksums: session.checksums ?? true, signed }
 }
 
 export interface UploadEvents {
@@ -109,15 +134,26 @@ export class UploadController {
   private paused = false
   private finished = false
 
-  /** `pool`: CRC32 workers started beforehand (the controller owns and closes them); else its own. */
-  constructor(api: ApiClient, file: File, prepared: PreparedSession, events: UploadEvents, pool?: ChecksumPool) {
+  /**
+   * `pool`: CRC32 workers started beforehand (the controller owns and closes them); else its own.
+   * `head`: the parts read before the click; the controller takes them over (or drops them
+   * when this upload resumes, or was planned with another part size).
+   */
+  constructor(
+    api: ApiClient,
+    file: File,
+    prepared: PreparedSession,
+    events: UploadEvents,
+    pool?: ChecksumPool,
+    head?: HeadStart | null,
+  ) {
     this.api = api
     this.session = prepared.session
     const { upload_id: id, token, key, part_size: partSize } = prepared.session
     this.pool = pool ?? new ChecksumPool(2)
     this.partBytes = new PartBytes(
       (blob, keep) => this.pool.digest(blob, keep),
-      heldBytesBudget(partSize, SIGN_AHEAD + PARTS_IN_FLIGHT),
+      readAheadBudget(partSize),
     )
     const useChecksums = prepared.checksums
     this.signer = new PartSigner({
@@ -127,6 +163,19 @@ export class UploadController {
       checksum: useChecksums ? (blob, n) => this.partBytes.checksum(n, blob) : null,
       call: (numbers, checksums) => api.signParts(id, token, numbers, checksums),
     })
+    if (head && useChecksums && !prepared.resumed && head.plan.part_size === partSize) {
+      for (const [n, read] of head.handOver()) {
+        // The bytes are held before the checksum reaches the signer, so the PUT finds them.
+        const sum = read.then(({ checksum, bytes }) => {
+          if (bytes) this.partBytes.hold(n, bytes)
+          return checksum
+        })
+        this.signer.seedChecksum(n, sum)
+      }
+      if (prepared.signed) this.signer.seedSigned(prepared.signed.answer, prepared.signed.checksums)
+    } else {
+      head?.close()
+    }
 
     this.uppy = new Uppy({ id: `upflow-${id}`, autoProceed: false, allowMultipleUploadBatches: true })
     this.uppy.use(AwsS3, {
