@@ -3,7 +3,8 @@
 //
 //   createMultipartUpload  → the session from POST /uploads (made by prepareSession,
 //                            because Uppy asks getChunkSize *before* it creates the
-//                            upload and the part size is the server's to choose)
+//                            upload and the part size is the server's to choose; it
+//                            also signs the parts the head start has checksummed)
 //   getChunkSize           → that session's part_size
 //   signPart               → POST /uploads/{id}/parts (CRC32 of the part in a worker; the
 //                            part asked for and up to 15 following parts signed in one
