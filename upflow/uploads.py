@@ -234,11 +234,11 @@ class UploadService:
             raise ApiError(
                 400, "invalid_field", "sign.part_size must be the positive part size used", "sign.part_size"
             )
+        if part_size != plan.part_size:
+            return None  # its part numbers and checksums belong to another plan
         numbers, checksums = _signing_request(
             raw, plan.part_count, self._limits.max_parts_per_sign_call, checksum, prefix="sign."
         )
-        if part_size != plan.part_size:
-            return None
         return FirstParts(tuple(numbers), checksums)
 
     def initiate(self, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -386,15 +386,20 @@ def test_initiate_signs_the_first_parts_it_is_sent_and_the_upload_completes(
 
 
 def test_initiate_does_not_sign_parts_checksummed_for_another_part_size(api: Api) -> None:
-    # The client computed its checksums for 5 MiB parts; the plan says 8 MiB. The upload is
-    # made, nothing is signed, and the client signs its parts the usual way.
+    # The client computed its checksums for 5 MiB parts (4 of them); the plan says 8 MiB
+    # (3 parts). The upload is made, nothing is signed, and the client signs its parts
+    # the usual way: part 4 of the other plan is no error.
     status, created = api.call(
         "POST",
         "/uploads",
         json_body={
             "filename": "a.csv",
             "size": 20 * MiB,
-            "sign": {"part_size": 5 * MiB, "part_numbers": [1], "checksums": {"1": crc32_b64(b"a")}},
+            "sign": {
+                "part_size": 5 * MiB,
+                "part_numbers": [1, 4],
+                "checksums": {"1": crc32_b64(b"a"), "4": crc32_b64(b"b")},
+            },
         },
     )
     assert status == 201, created
