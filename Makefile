@@ -11,7 +11,7 @@ PACKAGE_DIR := build/chalice
 # The compiled row kernel (upflow/core/scan.c, loaded through ctypes; see docs/processing.md).
 KERNEL := upflow/core/_scan.so
 
-.PHONY: dev test lint typecheck pytest web-test web package chromium kernel bench-upload bench-processor bench-browser bench-browser-ceiling clean
+.PHONY: dev test lint typecheck pytest web-test web package chromium kernel bench-upload bench-processor bench-browser bench-browser-ceiling bench-progress-paint clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -72,6 +72,9 @@ bench-browser: $(INSTALLED) $(WEB_DIST) chromium
 
 bench-browser-ceiling: $(INSTALLED) chromium
 	$(BIN)/python bench/browser_ceiling.py
+
+bench-progress-paint: $(INSTALLED) chromium
+	$(BIN)/python bench/progress_paint.py
 
 clean:
 	rm -rf build api/vendor web/dist .pytest_cache .mypy_cache .ruff_cache $(KERNEL)
