@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { PartDigest } from './crc32'
-import { HeadStart } from './headStart'
+import { HeadStart, headStartParts } from './headStart'
 
 /** A digester whose reads finish when the test says, recording each slice and `keep`. */
 function controlled() {
@@ -29,6 +29,16 @@ class SlicedFile extends Blob {
 }
 
 const flush = () => new Promise((r) => setTimeout(r, 0))
+
+describe('headStartParts', () => {
+  const MiB = 1024 * 1024
+  it('reads the parts first in flight, within the read-ahead budget, at least one', () => {
+    expect(headStartParts(8 * MiB, 6, 192 * MiB)).toBe(6)
+    expect(headStartParts(64 * MiB, 6, 256 * MiB)).toBe(4)
+    expect(headStartParts(210 * MiB, 6, 256 * MiB)).toBe(1)
+    expect(headStartParts(512 * MiB, 6, 256 * MiB)).toBe(1) // then only checksummed, not kept
+  })
+})
 
 describe('HeadStart', () => {
   it('reads the first parts of the plan, keeping bytes within the budget', () => {

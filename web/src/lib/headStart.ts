@@ -16,6 +16,16 @@ export interface HeadStartOptions {
   budget: number
 }
 
+/**
+ * How many parts to read ahead of the click: the parts first in flight, but no more
+ * bytes than the read-ahead budget (at least one part). With 8 MiB parts that is 6
+ * parts (48 MiB); with the ~200 MiB parts of a 2 TB file, one: choosing a file must
+ * not read gigabytes the person may never upload.
+ */
+export function headStartParts(partSize: number, inFlight: number, budget: number): number {
+  return Math.max(1, Math.min(inFlight, Math.floor(budget / partSize)))
+}
+
 export class HeadStart {
   readonly plan: PartPlan
   private parts = new Map<number, Promise<PartDigest>>()

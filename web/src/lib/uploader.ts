@@ -27,7 +27,7 @@ import { ApiClient, ApiError, describeError } from './api'
 import { ChecksumPool } from './checksum'
 import { heldBytesBudget, PartBytes } from './partBytes'
 import { fingerprint } from './fingerprint'
-import { HeadStart } from './headStart'
+import { HeadStart, headStartParts } from './headStart'
 import { backoffDelays, partRange } from './progress'
 import { PartSigner, SIGN_AHEAD } from './partSigner'
 import type { SignAnswer } from './signing'
@@ -43,9 +43,10 @@ export function readAheadBudget(partSize: number): number {
 
 /** Read and checksum the first parts of `file` (planned as `plan`) before the click. */
 export function startHeadStart(file: Blob, plan: PartPlan, pool: ChecksumPool): HeadStart {
+  const budget = readAheadBudget(plan.part_size)
   return new HeadStart(file, plan, (blob, keep) => pool.digest(blob, keep), {
-    parts: PARTS_IN_FLIGHT,
-    budget: readAheadBudget(plan.part_size),
+    parts: headStartParts(plan.part_size, PARTS_IN_FLIGHT, budget),
+    budget,
   })
 }
 
