@@ -11,7 +11,7 @@ import base64
 import binascii
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -112,9 +112,17 @@ def _checksums(body: Mapping[str, Any], numbers: list[int], prefix: str = "") ->
     return parsed
 
 
+@dataclass(frozen=True)
+class PartsToSign:
+    """A checked request to sign parts: a sign call's, or the ``sign`` of ``POST /uploads``."""
+
+    part_numbers: tuple[int, ...]
+    checksums: dict[int, str]
+
+
 def _signing_request(
     body: Mapping[str, Any], part_count: int, max_per_call: int, checksum: bool, prefix: str = ""
-) -> tuple[list[int], dict[int, str]]:
+) -> PartsToSign:
     """The part numbers and checksums of a request to sign parts, checked against the upload."""
     numbers = _part_numbers(body, part_count, max_per_call, prefix)
     checksums = _checksums(body, numbers, prefix)
@@ -130,15 +138,7 @@ def _signing_request(
         raise ApiError(
             400, "invalid_field", "this upload was created without checksums", f"{prefix}checksums"
         )
-    return numbers, checksums
-
-
-@dataclass(frozen=True)
-class FirstParts:
-    """Parts to sign together with ``POST /uploads`` (checked; the plan's part size)."""
-
-    part_numbers: tuple[int, ...]
-    checksums: dict[int, str]
+    return PartsToSign(tuple(numbers), checksums)
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ class UploadService:
         except PartPlanError as error:
             raise ApiError(413, "too_large", str(error), "size") from error
 
-    def _first_parts(self, body: Mapping[str, Any], plan: PartPlan, checksum: bool) -> FirstParts | None:
+    def _first_parts(self, body: Mapping[str, Any], plan: PartPlan, checksum: bool) -> PartsToSign | None:
         """The parts ``POST /uploads`` is asked to sign at once (``sign``), checked before S3 is called.
 
         None when there is no ``sign``, or when its checksums were computed for another
@@ -236,10 +236,9 @@ class UploadService:
             )
         if part_size != plan.part_size:
             return None  # its part numbers and checksums belong to another plan
-        numbers, checksums = _signing_request(
+        return _signing_request(
             raw, plan.part_count, self._limits.max_parts_per_sign_call, checksum, prefix="sign."
         )
-        return FirstParts(tuple(numbers), checksums)
 
     def initiate(self, body: Mapping[str, Any]) -> dict[str, Any]:
         try:
@@ -290,9 +289,7 @@ class UploadService:
             "expires_at": iso(expires),
             # The first parts' URLs ride on this answer, so the first PUT does not
             # wait for a sign call (one round trip less before the first byte moves).
-            "signed": None
-            if first_parts is None
-            else self._presign(key, mpu_id, first_parts.part_numbers, first_parts.checksums),
+            "signed": None if first_parts is None else self._presign(key, mpu_id, first_parts),
         }
 
     def _uploading(self, upload_id: str) -> Upload:
@@ -305,20 +302,18 @@ class UploadService:
 
     def sign_parts(self, upload_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         upload = self._uploading(upload_id)
-        numbers, checksums = _signing_request(
+        parts = _signing_request(
             body, upload.plan.part_count, self._limits.max_parts_per_sign_call, upload.checksum
         )
-        return self._presign(upload.key, upload.mpu_id, numbers, checksums)
+        return self._presign(upload.key, upload.mpu_id, parts)
 
-    def _presign(
-        self, key: str, mpu_id: str, numbers: Sequence[int], checksums: Mapping[int, str]
-    ) -> dict[str, Any]:
-        """``{urls, headers, expires_at}`` for ``numbers``: what sign calls answer."""
+    def _presign(self, key: str, mpu_id: str, parts: PartsToSign) -> dict[str, Any]:
+        """``{urls, headers, expires_at}`` for ``parts``: what sign calls answer."""
         expires_in = self._limits.url_expiry_seconds
         urls: dict[str, str] = {}
         headers: dict[str, dict[str, str]] = {}
-        for number in numbers:
-            signed = self._store.presign_part(key, mpu_id, number, expires_in, checksums.get(number))
+        for number in parts.part_numbers:
+            signed = self._store.presign_part(key, mpu_id, number, expires_in, parts.checksums.get(number))
             urls[str(number)] = signed.url
             headers[str(number)] = signed.headers
         return {"urls": urls, "headers": headers, "expires_at": iso(self._clock() + expires_in)}
