@@ -19,7 +19,8 @@ upload aborted afterwards:
   per part, upflow's page since 2026-11-26.
 
 Chromium runs under ``upflow.testing.devtools`` (no DevTools Network domain),
-as in bench/browser_upload.py. Prints MiB/s per sender, each browser
+as in bench/browser_upload.py, and takes its ``--chromium``/``--chromium-arg``
+diagnosis options (bench/chromium.py). Prints MiB/s per sender, each browser
 sender's ratio to ``python``, and the CPU-seconds the sender (this process's
 threads, or Chromium's processes) and moto used during the PUTs.
 """
@@ -44,11 +45,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.browser_upload import bench_stack, write_csv  # noqa: E402
+from bench.chromium import add_chromium_options, chromium_choice  # noqa: E402
 from bench.cputime import own_cpu_seconds, tree_cpu_seconds  # noqa: E402
 from bench.vmmemory import add_page_reporting_option, run_and_name_the_machine  # noqa: E402
 from upflow.core.partsize import plan_parts  # noqa: E402
 from upflow.definition import Limits, MiB  # noqa: E402
-from upflow.testing.devtools import DevToolsBrowser, DevToolsPage  # noqa: E402
+from upflow.testing.devtools import DevToolsPage  # noqa: E402
 from upflow.uploader import crc32_b64  # noqa: E402
 
 PAGE_DIR = Path(__file__).resolve().parent / "ceiling"
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--part-mib", type=int, default=None, help="part size (default: the API's choice)")
+    add_chromium_options(parser)
     add_page_reporting_option(parser)
     args = parser.parse_args(argv)
     return run_and_name_the_machine(args.defer_page_reporting, lambda: measure(args))
@@ -112,7 +115,7 @@ def measure(args: argparse.Namespace) -> int:
             data = work / "ceiling.csv"
             write_csv(data, size)
             parts = math.ceil(size / part_size)
-            with DevToolsBrowser.launch() as browser:
+            with chromium_choice(args).launch() as browser:
                 page = browser.page()
                 page.navigate(web.url + "/index.html")
                 page.set_input_files("#file", [data])
@@ -163,6 +166,8 @@ def measure(args: argparse.Namespace) -> int:
         return f", sender {sender:.1f} CPU-s, moto {statistics.median(store_cpu[mode]):.1f} CPU-s"
 
     print(f"{args.size_mib} MiB in {parts} parts of {part_size // MiB} MiB, {IN_FLIGHT} in flight, PUTs only")
+    if not chromium_choice(args).is_default:
+        print(f"Chromium launched as: {chromium_choice(args).describe()} (a diagnosis)")
     python_rate = size / MiB / statistics.median(times["python"])
     print(f"python (CLI's way):  {python_rate:7.1f} MiB/s (median of {args.rounds}){cpu_line('python')}")
     for mode in BROWSER_MODES:

@@ -25,15 +25,19 @@ and prints both MiB/s and the ratio browser / CLI (target >= 0.8), best of
 page first in even ones. Each upload's line also gives the CPU-seconds its
 client used (Chromium's processes from the click on; the CLI's process, its
 start-up included), moto's meanwhile, and the page's ``complete`` call; the
-summary sets Chromium's own CPU time, spread over the machine's cores, against
-the CLI's whole upload. A page upload's line also gives its phases from the page's
-resource timing: when the first part PUT started, and how long the PUTs took. The last
-line names the VM's free page reporting, which weighs on the page more than on the CLI
+summary splits Chromium's by process (renderer, browser, network service), and
+sets its total, spread over the machine's cores, against the CLI's whole upload.
+A page upload's line also gives its phases from the page's resource timing: when
+the first part PUT started, and how long the PUTs took. The last line names the
+VM's free page reporting, which weighs on the page more than on the CLI
 (``bench/vmmemory.py``; ``--defer-page-reporting MS`` defers it for the run, as root).
 Each round uploads a file of a different name (a fresh upload, no resume).
 Both clients pay the same per-part costs: a sign call to the API (batched), a
 CRC32 of the part, a PUT to the same moto endpoint.
 bench/browser_ceiling.py measures what bare Chromium can PUT on the machine.
+``--chromium PATH`` and ``--chromium-arg SWITCH`` (bench/chromium.py) launch
+another Chromium build or add switches, to diagnose Chromium's share; such runs
+say so in their output and are not the benchmark's figures.
 """
 
 from __future__ import annotations
@@ -55,14 +59,20 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.cputime import reaped_children_cpu_seconds, tree_cpu_seconds  # noqa: E402
+from bench.chromium import ChromiumChoice, add_chromium_options, chromium_choice  # noqa: E402
+from bench.cputime import (  # noqa: E402
+    chromium_process_kind,
+    cpu_seconds_by_kind,
+    reaped_children_cpu_seconds,
+    tree_cpu_seconds,
+)
 from bench.vmmemory import add_page_reporting_option, run_and_name_the_machine  # noqa: E402
 from upflow.definition import MiB  # noqa: E402
 from upflow.local.processes import free_port  # noqa: E402
 from upflow.local.stack import WEB_DIST, LocalStack, start_stack  # noqa: E402
 from upflow.local.webserver import WebServer, serve_web  # noqa: E402
 from upflow.testing.browser import launch_chromium  # noqa: E402
-from upflow.testing.devtools import DevToolsBrowser, DevToolsError  # noqa: E402
+from upflow.testing.devtools import DevToolsError  # noqa: E402
 
 VALID_CPFS = ["52998224725", "11144477735"]
 
@@ -129,6 +139,8 @@ class Run:
     #: from the click to the first part PUT's request, and from there to the last PUT's answer
     first_put_seconds: float | None = None
     puts_seconds: float | None = None
+    #: the page's client_cpu per Chromium process type (renderer, browser, network, ...)
+    client_cpu_by_process: dict[str, float] | None = None
 
 
 def cli_upload(path: Path, api_url: str, home: Path, concurrency: int | None) -> Run:
@@ -161,9 +173,9 @@ PHASES_MS = """(() => {
 })()"""
 
 
-def browser_upload(web_url: str, path: Path) -> Run:
+def browser_upload(web_url: str, path: Path, chromium: ChromiumChoice) -> Run:
     """The page in headless Chromium driven over the DevTools pipe (no Network domain)."""
-    with DevToolsBrowser.launch() as browser:
+    with chromium.launch() as browser:
         page = browser.page()
         page.navigate(web_url)
         page.wait_for("document.querySelector('[data-testid=file-input]:not([disabled])')", timeout=60)
@@ -175,20 +187,23 @@ def browser_upload(web_url: str, path: Path) -> Run:
             raise RuntimeError(f"no start button; the page shows: {shown}") from error
         # The default buffer (250 entries) would drop the complete call of a many-part upload.
         page.evaluate("performance.setResourceTimingBufferSize(100000)")
-        cpu_before = tree_cpu_seconds(browser.pid)
+        cpu_before = cpu_seconds_by_kind(browser.pid, chromium_process_kind)
         page.evaluate(
             "window.__clickedAt = performance.now(); "
             "document.querySelector('[data-testid=start-button]').click()"
         )
         page.wait_for(f"document.querySelector('{PHASE_DONE}')", timeout=3600, poll=0.1)
-        cpu_used = tree_cpu_seconds(browser.pid) - cpu_before  # counts the driver's polls, ~nothing
+        # counts the driver's polls, ~nothing
+        cpu_after = cpu_seconds_by_kind(browser.pid, chromium_process_kind)
+        cpu_by_process = {kind: used - cpu_before.get(kind, 0.0) for kind, used in cpu_after.items()}
+        cpu_used = sum(cpu_by_process.values())
         if page.evaluate("document.querySelector('[data-testid=upload-phase]').dataset.phase") != "uploaded":
             message = page.evaluate("document.querySelector('[data-testid=error-message]')?.innerText")
             raise RuntimeError(f"the page's upload failed: {message}")
         phases = page.evaluate(PHASES_MS)
         seconds = int(page.evaluate(ELAPSED_MS) or "0") / 1000
         if phases is None:
-            return Run(seconds, cpu_used)
+            return Run(seconds, cpu_used, client_cpu_by_process=cpu_by_process)
         first_put, last_put_end, complete_start, complete_end = (ms / 1000 for ms in phases)
         return Run(
             seconds,
@@ -196,6 +211,7 @@ def browser_upload(web_url: str, path: Path) -> Run:
             complete_seconds=complete_end - complete_start,
             first_put_seconds=first_put,
             puts_seconds=last_put_end - first_put,
+            client_cpu_by_process=cpu_by_process,
         )
 
 
@@ -249,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         default="devtools",
         help="drive Chromium over the bare DevTools pipe (default) or with Playwright",
     )
+    add_chromium_options(parser)
     add_page_reporting_option(parser)
     args = parser.parse_args(argv)
     return run_and_name_the_machine(args.defer_page_reporting, lambda: measure(args))
@@ -260,6 +277,10 @@ def measure(args: argparse.Namespace) -> int:
         return 2
 
     size = args.size_mib * MiB
+    chromium = chromium_choice(args)
+    if args.driver == "playwright" and not chromium.is_default:
+        print("--chromium and --chromium-arg apply to the devtools driver only", file=sys.stderr)
+        return 2
     runs: dict[str, list[Run]] = {"cli": [], "browser": []}
     store_cpu: dict[str, list[float]] = {"cli": [], "browser": []}
     with tempfile.TemporaryDirectory(prefix="upflow-bench-") as tmp:
@@ -280,9 +301,10 @@ def measure(args: argparse.Namespace) -> int:
                     moto_before = tree_cpu_seconds(moto_pid)
                     if who == "cli":
                         run = cli_upload(path, stack.api_url, work / "cli-home", args.cli_concurrency)
+                    elif args.driver == "devtools":
+                        run = browser_upload(web.url, path, chromium)
                     else:
-                        upload = browser_upload if args.driver == "devtools" else browser_upload_playwright
-                        run = upload(web.url, path)
+                        run = browser_upload_playwright(web.url, path)
                     store_cpu[who].append(tree_cpu_seconds(moto_pid) - moto_before)
                     runs[who].append(run)
                     path.unlink()
@@ -298,6 +320,8 @@ def measure(args: argparse.Namespace) -> int:
     print(f"file: {args.size_mib} MiB, endpoint: local stack (moto server), best of {args.rounds}")
     print(f"CLI (upflow upload): {cli_rate:7.1f} MiB/s")
     print(f"browser (Chromium, {args.driver}): {page_rate:7.1f} MiB/s")
+    if not chromium.is_default:
+        print(f"  launched as: {chromium.describe()} (a diagnosis, not the benchmark's figure)")
     ratio = page_rate / cli_rate
     print(f"ratio browser/CLI:   {ratio:7.2f} (target >= 0.80) {'OK' if ratio >= 0.8 else 'BELOW TARGET'}")
     page_cpu = [r.client_cpu for r in runs["browser"] if r.client_cpu is not None]
@@ -310,6 +334,16 @@ def measure(args: argparse.Namespace) -> int:
             f"CLI {statistics.median(cli_cpu):.1f}; moto {statistics.median(store_cpu['browser']):.1f} "
             f"during the page's, {statistics.median(store_cpu['cli']):.1f} during the CLI's"
         )
+        by_process = [r.client_cpu_by_process for r in runs["browser"] if r.client_cpu_by_process]
+        kinds = sorted(
+            {kind for split in by_process for kind in split}, key=lambda k: -by_process[0].get(k, 0.0)
+        )
+        shares = ", ".join(
+            f"{kind} {statistics.median(split.get(kind, 0.0) for split in by_process):.1f}"
+            for kind in kinds
+            if max(split.get(kind, 0.0) for split in by_process) >= 0.05
+        )
+        print(f"Chromium's CPU-seconds by process (median): {shares}")
         print(
             f"Chromium's own CPU alone needs >= {floor:.1f} s on {cores} cores; "
             f"the CLI's whole best upload took {best['cli']:.1f} s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,18 @@ def test_close_reaps_chromium_and_its_profile() -> None:
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # already reaped: no zombie left behind
     assert not profile.exists()
+
+
+def test_extra_switches_reach_chromium_s_command_line() -> None:
+    with DevToolsBrowser.launch(("--enable-features=NetworkServiceInProcess",)) as browser:
+        argv = Path(f"/proc/{browser.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"--enable-features=NetworkServiceInProcess" in argv
+        assert browser.page().evaluate("navigator.userAgent").startswith("Mozilla/")
+
+
+def test_a_chromium_that_cannot_start_leaves_no_profile(tmp_path: Path) -> None:
+    profiles = Path(tempfile.gettempdir())
+    before = set(profiles.glob("upflow-chromium-*"))
+    with pytest.raises(FileNotFoundError):
+        DevToolsBrowser.launch(executable=str(tmp_path / "no-such-chromium"))
+    assert set(profiles.glob("upflow-chromium-*")) == before

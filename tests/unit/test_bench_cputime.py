@@ -6,7 +6,13 @@ import subprocess
 import sys
 import time
 
-from bench.cputime import own_cpu_seconds, reaped_children_cpu_seconds, tree_cpu_seconds
+from bench.cputime import (
+    chromium_process_kind,
+    cpu_seconds_by_kind,
+    own_cpu_seconds,
+    reaped_children_cpu_seconds,
+    tree_cpu_seconds,
+)
 
 # A child whose own child burns CPU for `seconds`, prints "done", then both wait for stdin.
 _BURNER = """
@@ -60,3 +66,34 @@ def test_own_cpu_grows_by_this_process_s_work() -> None:
     while time.process_time() < end:
         pass
     assert own_cpu_seconds() - before >= 0.19
+
+
+def test_cpu_by_kind_puts_each_process_of_the_tree_under_its_kind() -> None:
+    burn = 0.4
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BURNER, str(burn)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "done"
+        # both run `python -c CODE`; only the child's CODE imports subprocess
+        split = cpu_seconds_by_kind(
+            child.pid, lambda argv: "child" if "subprocess," in argv else "grandchild"
+        )
+        assert set(split) == {"child", "grandchild"}
+        assert burn - 0.02 <= split["grandchild"] < burn + 5
+        # both idle now, waiting on stdin: the split adds up to the tree's total
+        assert abs(sum(split.values()) - tree_cpu_seconds(child.pid)) < 0.05
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(10)
+
+
+def test_chromium_process_kinds_come_from_the_command_line() -> None:
+    assert chromium_process_kind(["/usr/lib/chromium/chromium", "--headless", "about:blank"]) == "browser"
+    assert chromium_process_kind(["/usr/lib/chromium/chromium", "--type=renderer", "--lang=en"]) == "renderer"
+    assert chromium_process_kind(["/usr/lib/chromium/chromium", "--type=gpu-process"]) == "gpu-process"
+    network = ["chromium", "--type=utility", "--utility-sub-type=network.mojom.NetworkService", "--x"]
+    assert chromium_process_kind(network) == "network"
+    storage = ["chromium", "--utility-sub-type=storage.mojom.StorageService", "--type=utility"]
+    assert chromium_process_kind(storage) == "storage"

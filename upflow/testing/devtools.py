@@ -68,12 +68,14 @@ class DevToolsBrowser:
         return self._profile
 
     @classmethod
-    def launch(cls, extra_args: tuple[str, ...] = ()) -> DevToolsBrowser:
+    def launch(cls, extra_args: tuple[str, ...] = (), executable: str = CHROMIUM) -> DevToolsBrowser:
+        """Start ``executable`` headless with the tests' arguments and ``extra_args``
+        (benchmarks pass diagnostic switches and other Chromium builds this way)."""
         profile = Path(tempfile.mkdtemp(prefix="upflow-chromium-"))
         to_child_read, to_child_write = _pipe()
         from_child_read, from_child_write = _pipe()
         argv = [
-            CHROMIUM,
+            executable,
             "--headless",
             "--remote-debugging-pipe",
             f"--user-data-dir={profile}",
@@ -86,7 +88,7 @@ class DevToolsBrowser:
         try:
             # posix_spawn, not subprocess + preexec_fn: safe with threads running.
             pid = os.posix_spawn(
-                CHROMIUM,
+                executable,
                 argv,
                 dict(os.environ),
                 file_actions=[
