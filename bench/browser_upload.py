@@ -193,7 +193,7 @@ def browser_upload(web_url: str, path: Path, chromium: ChromiumChoice) -> Run:
             "document.querySelector('[data-testid=start-button]').click()"
         )
         page.wait_for(f"document.querySelector('{PHASE_DONE}')", timeout=3600, poll=0.1)
-        # counts the driver's polls, ~nothing
+        # Chromium's processes only; the driver's polls cost them ~nothing
         cpu_after = cpu_seconds_by_kind(browser.pid, chromium_process_kind)
         cpu_by_process = {kind: used - cpu_before.get(kind, 0.0) for kind, used in cpu_after.items()}
         cpu_used = sum(cpu_by_process.values())

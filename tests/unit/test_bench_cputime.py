@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bench.cputime import (
     chromium_process_kind,
@@ -29,20 +31,27 @@ grandchild.wait()
 """
 
 
-def test_tree_cpu_counts_a_grandchild_that_is_still_running() -> None:
-    burn = 0.4
+@contextmanager
+def burnt_tree(burn: float) -> Iterator[int]:
+    """The pid of a child whose grandchild has burnt `burn` CPU-seconds; both wait, alive."""
     child = subprocess.Popen(
         [sys.executable, "-c", _BURNER, str(burn)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "done"
-        used = tree_cpu_seconds(child.pid)
-        # the grandchild's burn, plus two interpreters starting; clock ticks are 10 ms
-        assert burn - 0.02 <= used < burn + 5
+        yield child.pid
     finally:
         assert child.stdin is not None
         child.stdin.close()
         child.wait(10)
+
+
+def test_tree_cpu_counts_a_grandchild_that_is_still_running() -> None:
+    burn = 0.4
+    with burnt_tree(burn) as pid:
+        used = tree_cpu_seconds(pid)
+    # the grandchild's burn, plus two interpreters starting; clock ticks are 10 ms
+    assert burn - 0.02 <= used < burn + 5
 
 
 def test_tree_cpu_of_a_process_that_is_gone_is_zero() -> None:
@@ -70,23 +79,14 @@ def test_own_cpu_grows_by_this_process_s_work() -> None:
 
 def test_cpu_by_kind_puts_each_process_of_the_tree_under_its_kind() -> None:
     burn = 0.4
-    child = subprocess.Popen(
-        [sys.executable, "-c", _BURNER, str(burn)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "done"
+    with burnt_tree(burn) as pid:
         # both run `python -c CODE`; only the child's CODE imports subprocess
-        split = cpu_seconds_by_kind(
-            child.pid, lambda argv: "child" if "subprocess," in argv else "grandchild"
-        )
-        assert set(split) == {"child", "grandchild"}
-        assert burn - 0.02 <= split["grandchild"] < burn + 5
-        # both idle now, waiting on stdin: the split adds up to the tree's total
-        assert abs(sum(split.values()) - tree_cpu_seconds(child.pid)) < 0.05
-    finally:
-        assert child.stdin is not None
-        child.stdin.close()
-        child.wait(10)
+        split = cpu_seconds_by_kind(pid, lambda argv: "child" if "subprocess," in argv else "grandchild")
+        # both idle, waiting on stdin: the split adds up to the tree's total
+        total = tree_cpu_seconds(pid)
+    assert set(split) == {"child", "grandchild"}
+    assert burn - 0.02 <= split["grandchild"] < burn + 5
+    assert abs(sum(split.values()) - total) < 0.05
 
 
 def test_chromium_process_kinds_come_from_the_command_line() -> None:
