@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(args: argparse.Namespace) -> int:
     size = args.size_mib * MiB
+    chromium = chromium_choice(args)
     part_size = args.part_mib * MiB if args.part_mib else plan_parts(size, Limits()).part_size
     times: dict[str, list[float]] = {m: [] for m in ("python", *BROWSER_MODES)}
     # CPU-seconds per sender during its PUTs: the sender's own (this process's threads
@@ -115,7 +116,7 @@ def measure(args: argparse.Namespace) -> int:
             data = work / "ceiling.csv"
             write_csv(data, size)
             parts = math.ceil(size / part_size)
-            with chromium_choice(args).launch() as browser:
+            with chromium.launch() as browser:
                 page = browser.page()
                 page.navigate(web.url + "/index.html")
                 page.set_input_files("#file", [data])
@@ -166,8 +167,8 @@ def measure(args: argparse.Namespace) -> int:
         return f", sender {sender:.1f} CPU-s, moto {statistics.median(store_cpu[mode]):.1f} CPU-s"
 
     print(f"{args.size_mib} MiB in {parts} parts of {part_size // MiB} MiB, {IN_FLIGHT} in flight, PUTs only")
-    if not chromium_choice(args).is_default:
-        print(f"Chromium launched as: {chromium_choice(args).describe()} (a diagnosis)")
+    if not chromium.is_default:
+        print(f"Chromium launched as: {chromium.describe()} (a diagnosis)")
     python_rate = size / MiB / statistics.median(times["python"])
     print(f"python (CLI's way):  {python_rate:7.1f} MiB/s (median of {args.rounds}){cpu_line('python')}")
     for mode in BROWSER_MODES:
