@@ -1,6 +1,6 @@
 """upflow's Chalice app: the HTTP API and the two SQS consumers.
 
-Routes only translate HTTP to service calls (``upflow.uploads``,
+Routes only translate HTTP to service calls (``upflow.server.uploads``,
 ``processor.service``); the SQS handlers hand real SQS event records to
 ``processor`` — the same functions run in Lambda, under the local pump and in
 tests.
@@ -20,8 +20,8 @@ from processor.planner import plan_message
 from processor.service import ProcessingService
 from processor.worker import process_message
 from upflow.definition import CHUNK_HANDLER, PLANNER_HANDLER, Limits, names_for
-from upflow.uploads import ApiError
-from upflow.wiring import services_from_env
+from upflow.server.uploads import ApiError
+from upflow.server.wiring import services_from_env
 
 app = Chalice(app_name="upflow")
 app.api.binary_types.extend(["text/csv", "application/octet-stream"])

@@ -48,10 +48,10 @@ from bench.browser_upload import bench_stack, write_csv  # noqa: E402
 from bench.chromium import add_chromium_options, chromium_choice  # noqa: E402
 from bench.cputime import own_cpu_seconds, tree_cpu_seconds  # noqa: E402
 from bench.vmmemory import add_page_reporting_option, run_and_name_the_machine  # noqa: E402
+from upflow.client.uploader import crc32_b64  # noqa: E402
 from upflow.core.partsize import plan_parts  # noqa: E402
 from upflow.definition import Limits, MiB  # noqa: E402
 from upflow.testing.devtools import DevToolsPage  # noqa: E402
-from upflow.uploader import crc32_b64  # noqa: E402
 
 PAGE_DIR = Path(__file__).resolve().parent / "ceiling"
 IN_FLIGHT = 6

@@ -149,7 +149,7 @@ def cli_upload(path: Path, api_url: str, home: Path, concurrency: int | None) ->
     cpu_before = reaped_children_cpu_seconds()
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "upflow.cli", "upload", str(path), "--api", api_url, "-q", *extra],
+        [sys.executable, "-m", "upflow.client.cli", "upload", str(path), "--api", api_url, "-q", *extra],
         check=True,
         env=env,
         stdout=subprocess.DEVNULL,

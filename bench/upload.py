@@ -6,7 +6,7 @@
 
 Generates a random file (512 MiB by default; not timed), then uploads it
 
-* through the CLI's path: ``upflow.uploader.PartUploader`` (threads, CRC32 per
+* through the CLI's path: ``upflow.client.uploader.PartUploader`` (threads, CRC32 per
   part, signed URLs, plain HTTP PUTs) with URLs presigned in-process by
   ``upflow.aws.s3.S3Store.presign_part``, the signer the API uses. The HTTP API
   and DynamoDB are left out (``StoreApi`` below stands in for them), so sign
@@ -40,7 +40,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from upflow.aws.s3 import S3Store, UploadedPart  # noqa: E402
-from upflow.client import (  # noqa: E402
+from upflow.client.api import (  # noqa: E402
     Completed,
     Initiated,
     ListedPart,
@@ -49,10 +49,10 @@ from upflow.client import (  # noqa: E402
     UploadStatus,
     signed_put_headers,
 )
+from upflow.client.progress import Progress  # noqa: E402
+from upflow.client.uploader import PartUploader, UploadOptions, plan_from  # noqa: E402
 from upflow.core.partsize import plan_parts  # noqa: E402
 from upflow.definition import Limits, MiB  # noqa: E402
-from upflow.progress import Progress  # noqa: E402
-from upflow.uploader import PartUploader, UploadOptions, plan_from  # noqa: E402
 
 
 class StoreApi:

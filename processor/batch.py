@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from upflow.aws.sqs import Queue, queue_name_from_arn
-from upflow.wiring import Services
+from upflow.server.wiring import Services
 
 log = logging.getLogger("upflow.batch")
 

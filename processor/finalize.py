@@ -13,8 +13,8 @@ from processor.model import chunk_errors_key, chunk_items, report_key
 from upflow.aws.dynamo import ConditionFailed, Update
 from upflow.core.report import decode_chunk_errors, write_report
 from upflow.core.rows import RowError
-from upflow.uploads import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING, iso, upload_key
-from upflow.wiring import Services
+from upflow.server.uploads import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING, iso, upload_key
+from upflow.server.wiring import Services
 
 log = logging.getLogger("upflow.finalize")
 

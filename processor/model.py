@@ -7,7 +7,7 @@ from typing import Any
 
 from upflow.aws.dynamo import Item, Table
 from upflow.definition import CHUNK_ERRORS_PREFIX, REPORTS_PREFIX
-from upflow.uploads import upload_pk
+from upflow.server.uploads import upload_pk
 
 CHUNK_PREFIX = "CHUNK#"
 PENDING = "pending"

@@ -23,8 +23,8 @@ from upflow.aws.s3 import NoSuchKey
 from upflow.core.chunking import chunk_count, chunk_size_for, plan_chunks
 from upflow.core.detect import FormatError, detect_format
 from upflow.core.naming import upload_id_from_key
-from upflow.uploads import PROCESSING, UPLOADED, UPLOADING, iso, upload_key
-from upflow.wiring import Services
+from upflow.server.uploads import PROCESSING, UPLOADED, UPLOADING, iso, upload_key
+from upflow.server.wiring import Services
 
 log = logging.getLogger("upflow.planner")
 

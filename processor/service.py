@@ -9,8 +9,8 @@ from processor.model import CHUNK_FAILED, PENDING, chunk_items, chunk_key, chunk
 from upflow.aws.dynamo import TransactionCancelled, Update, transact
 from upflow.core.checker import preview
 from upflow.core.detect import FormatError
-from upflow.uploads import FAILED, PROCESSING, ApiError, iso, upload_key
-from upflow.wiring import Services
+from upflow.server.uploads import FAILED, PROCESSING, ApiError, iso, upload_key
+from upflow.server.wiring import Services
 
 
 class ProcessingService:

@@ -37,8 +37,8 @@ from upflow.core.csvscan import scan_range
 from upflow.core.detect import FileFormat
 from upflow.core.report import encode_chunk_errors
 from upflow.core.rows import DocumentTotal, RegionResult, process_chunk
-from upflow.uploads import iso, upload_key
-from upflow.wiring import Services
+from upflow.server.uploads import iso, upload_key
+from upflow.server.wiring import Services
 
 log = logging.getLogger("upflow.worker")
 _TRANSACTION_ATTEMPTS = 8

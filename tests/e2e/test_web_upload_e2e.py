@@ -24,11 +24,11 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, s
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from upflow.client.uploader import crc32_b64
 from upflow.definition import MiB
 from upflow.local.stack import WEB_DIST, LocalStack
 from upflow.local.webserver import WebServer, serve_web
 from upflow.testing.browser import launch_chromium
-from upflow.uploader import crc32_b64
 
 pytestmark = pytest.mark.browser
 

@@ -108,7 +108,7 @@ IMPORT_SCRIPT = textwrap.dedent(
     for info in pkgutil.walk_packages(processor.__path__, "processor."):
         importlib.import_module(info.name)
         modules.append(info.name)
-    for name in ["upflow.definition", "upflow.uploads", "upflow.wiring", "upflow.core.fastpath",
+    for name in ["upflow.definition", "upflow.server.uploads", "upflow.server.wiring", "upflow.core.fastpath",
                  "upflow.core.documents", "numpy", "validate_docbr"]:
         importlib.import_module(name)
         modules.append(name)

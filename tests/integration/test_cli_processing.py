@@ -26,7 +26,7 @@ def cli(args: list[str], home: Path, timeout: float = 300) -> subprocess.Complet
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPFLOW_")}
     env.update({"UPFLOW_HOME": str(home), "PYTHONUNBUFFERED": "1"})
     return subprocess.run(
-        [sys.executable, "-m", "upflow.cli", *args],
+        [sys.executable, "-m", "upflow.client.cli", *args],
         env=env,
         cwd=REPO,
         capture_output=True,

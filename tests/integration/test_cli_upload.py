@@ -28,6 +28,7 @@ from upflow.local.stack import LocalStack
 
 MiB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
+UPFLOW = [sys.executable, "-m", "upflow.client.cli"]
 
 
 def make_csv(path: Path, size: int, seed: bytes = b"") -> bytes:
@@ -47,7 +48,7 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "upflow.cli", *args],
+        [*UPFLOW, *args],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -98,7 +99,18 @@ def test_cli_resumes_after_sigkill_and_sends_only_missing_parts(
     # Throttled to 16 MiB/s with 2 workers: ~13 s for the lot, so the kill lands mid-upload.
     env = cli_env(home, UPFLOW_THROTTLE_BPS=str(16 * MiB))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "upflow.cli", "upload", str(path), "--api", api_url, "--plain", "-c", "2"],
+        [
+            sys.executable,
+            "-m",
+            "upflow.client.cli",
+            "upload",
+            str(path),
+            "--api",
+            api_url,
+            "--plain",
+            "-c",
+            "2",
+        ],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -146,7 +158,18 @@ def test_a_changed_file_starts_a_new_upload_and_abort_uses_the_journal_token(
     make_csv(path, 9 * MiB)
     env = cli_env(home, UPFLOW_THROTTLE_BPS=str(2 * MiB))  # part 1 takes ~4 s: kill before it lands
     proc = subprocess.Popen(
-        [sys.executable, "-m", "upflow.cli", "upload", str(path), "--api", api_url, "--plain", "-c", "1"],
+        [
+            sys.executable,
+            "-m",
+            "upflow.client.cli",
+            "upload",
+            str(path),
+            "--api",
+            api_url,
+            "--plain",
+            "-c",
+            "1",
+        ],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -19,7 +19,7 @@ from processor.worker import _apply_totals
 from upflow.core.rows import process_chunk
 from upflow.definition import MiB, runtime_config_from_env
 from upflow.local.stack import LocalStack
-from upflow.wiring import Services, build_services
+from upflow.server.wiring import Services, build_services
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ from upflow.aws.dynamo import Table
 from upflow.aws.s3 import S3Store
 from upflow.definition import Limits, RuntimeConfig
 from upflow.local.stack import LocalStack
+from upflow.server.uploads import UploadService
 from upflow.testing.direct import ServiceApi
 from upflow.testing.seaweed import SeaweedS3, running_seaweed
-from upflow.uploads import UploadService
 
 BUCKET = "upflow-seaweed-uploads"
 

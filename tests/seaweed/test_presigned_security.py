@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 import requests
 
-from upflow.client import Backoff, HttpResponse, RequestsTransport, SignedPart
-from upflow.journal import Journal
-from upflow.progress import Progress
+from upflow.client.api import Backoff, HttpResponse, RequestsTransport, SignedPart
+from upflow.client.journal import Journal
+from upflow.client.progress import Progress
+from upflow.client.uploader import UploadOptions, crc32_b64, upload_file
 from upflow.testing.direct import ServiceApi
-from upflow.uploader import UploadOptions, crc32_b64, upload_file
 
 pytestmark = pytest.mark.seaweed
 MiB = 1024 * 1024

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from upflow.client import ApiClient, ApiError, Backoff, HttpResponse, TransportError
+from upflow.client.api import ApiClient, ApiError, Backoff, HttpResponse, TransportError
 
 
 class ScriptedTransport:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from upflow.client import (
+from upflow.client.api import (
     Backoff,
     chunked,
     is_retryable_status,

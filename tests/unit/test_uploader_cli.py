@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from upflow.cli import (
+from upflow.client.api import UploadStatus
+from upflow.client.cli import (
     api_url,
     build_parser,
     check_status,
@@ -18,7 +19,6 @@ from upflow.cli import (
     summary_lines,
     summary_of,
 )
-from upflow.client import UploadStatus
 
 
 def status_doc(**overrides: Any) -> UploadStatus:

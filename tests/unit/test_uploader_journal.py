@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from upflow.journal import Fingerprint, Journal, JournalEntry, upflow_home
+from upflow.client.journal import Fingerprint, Journal, JournalEntry, upflow_home
 
 
 def entry_for(fp: Fingerprint, api: str = "http://api", upload_id: str = "abc123") -> JournalEntry:

@@ -9,12 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from upflow.client import ApiError, Backoff, HttpResponse
+from upflow.client.api import ApiError, Backoff, HttpResponse
+from upflow.client.journal import Fingerprint, Journal
+from upflow.client.progress import Progress
+from upflow.client.uploader import (
+    PartUploader,
+    UploadFailed,
+    UploadOptions,
+    crc32_b64,
+    plan_from,
+    upload_file,
+)
 from upflow.definition import Limits, MiB
-from upflow.journal import Fingerprint, Journal
-from upflow.progress import Progress
 from upflow.testing.fakes import FakeCloud
-from upflow.uploader import PartUploader, UploadFailed, UploadOptions, crc32_b64, plan_from, upload_file
 
 LIMITS = Limits(min_part_size=5 * MiB)
 FAST = UploadOptions(concurrency=4, backoff=Backoff(base=0.0, cap=0.0, max_attempts=5))

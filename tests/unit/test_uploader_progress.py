@@ -6,7 +6,15 @@ import io
 
 import pytest
 
-from upflow.progress import Progress, RateWindow, Snapshot, bar, eta_seconds, format_bytes, format_duration
+from upflow.client.progress import (
+    Progress,
+    RateWindow,
+    Snapshot,
+    bar,
+    eta_seconds,
+    format_bytes,
+    format_duration,
+)
 
 
 def test_format_bytes_and_duration() -> None:

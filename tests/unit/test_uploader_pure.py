@@ -7,9 +7,8 @@ import zlib
 
 import pytest
 
-from upflow.client import ListedPart, SignedPart
-from upflow.core.partsize import PartPlan
-from upflow.uploader import (
+from upflow.client.api import ListedPart, SignedPart
+from upflow.client.uploader import (
     FATAL,
     RESIGN,
     RETRY,
@@ -23,6 +22,7 @@ from upflow.uploader import (
     plan_from,
     throttle_from_env,
 )
+from upflow.core.partsize import PartPlan
 
 PLAN = PartPlan(part_size=10, part_count=4, object_size=35)  # parts of 10, 10, 10, 5 bytes
 

@@ -62,7 +62,7 @@ def _load_handlers() -> dict[str, tuple[Handler, str]]:
     sys.path.insert(0, str(API_DIR))
     chalice_app = importlib.import_module("app")  # the very module Lambda imports
 
-    from upflow.wiring import services_from_env
+    from upflow.server.wiring import services_from_env
 
     services = services_from_env()
     return {

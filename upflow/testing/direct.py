@@ -1,4 +1,4 @@
-"""``UploadApi`` served in-process by ``upflow.uploads.UploadService`` (no HTTP, no Chalice).
+"""``UploadApi`` served in-process by ``upflow.server.uploads.UploadService`` (no HTTP, no Chalice).
 
 The SeaweedFS tests and the upload benchmark use it to drive the real
 uploader with URLs presigned by the real signer (``UploadService`` →
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from upflow.client import (
+from upflow.client.api import (
     ApiError,
     Completed,
     Initiated,
@@ -24,8 +24,8 @@ from upflow.client import (
     parse_timestamp,
     signed_put_headers,
 )
-from upflow.uploads import ApiError as ServiceError
-from upflow.uploads import UploadService
+from upflow.server.uploads import ApiError as ServiceError
+from upflow.server.uploads import UploadService
 
 
 class ServiceApi:

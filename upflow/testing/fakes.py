@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
-from upflow.client import (
+from upflow.client.api import (
     CHECKSUM_ALGORITHM_HEADER,
     CHECKSUM_HEADER,
     ApiError,

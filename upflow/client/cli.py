@@ -30,9 +30,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from upflow.client import DEFAULT_API, ApiClient, ApiError, RequestsTransport, TransportError, UploadStatus
-from upflow.journal import Journal, upflow_home
-from upflow.progress import Progress, bar, format_bytes, format_duration
+from upflow.client.api import (
+    DEFAULT_API,
+    ApiClient,
+    ApiError,
+    RequestsTransport,
+    TransportError,
+    UploadStatus,
+)
+from upflow.client.journal import Journal, upflow_home
+from upflow.client.progress import Progress, bar, format_bytes, format_duration
 
 FINAL_PROCESSING_STATES = frozenset({"completed", "completed_with_errors", "failed"})
 SUMMARY_FIELDS = ("upload_id", "status", "rows_total", "rows_valid", "rows_invalid", "errors", "amount_valid")
@@ -129,7 +136,7 @@ class Context:
 
 
 def cmd_upload(ctx: Context) -> int:
-    from upflow.uploader import UploadOptions, UploadTarget, throttle_from_env, upload_file
+    from upflow.client.uploader import UploadOptions, UploadTarget, throttle_from_env, upload_file
 
     args = ctx.args
     path = Path(args.file)
@@ -424,7 +431,7 @@ def main(
         ctx.err.write(f"upflow: {error}\n")
         return 1
     except Exception as error:
-        from upflow.uploader import UploadFailed
+        from upflow.client.uploader import UploadFailed
 
         if isinstance(error, UploadFailed):
             ctx.err.write(f"upflow: upload failed: {error}\n")

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from upflow.client import (
+from upflow.client.api import (
     ApiError,
     Backoff,
     Completed,
@@ -47,9 +47,9 @@ from upflow.client import (
     UploadStatus,
     is_retryable_status,
 )
+from upflow.client.journal import Fingerprint, Journal, JournalEntry
+from upflow.client.progress import Progress
 from upflow.core.partsize import PartPlan
-from upflow.journal import Fingerprint, Journal, JournalEntry
-from upflow.progress import Progress
 
 MAX_PARTS_PER_SIGN_CALL = 100
 THROTTLE_ENV = "UPFLOW_THROTTLE_BPS"

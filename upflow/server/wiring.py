@@ -10,7 +10,7 @@ from upflow.aws.dynamo import Table
 from upflow.aws.s3 import S3Store
 from upflow.aws.sqs import Queue
 from upflow.definition import RuntimeConfig, runtime_config_from_env
-from upflow.uploads import UploadService
+from upflow.server.uploads import UploadService
 
 
 @dataclass(frozen=True)
