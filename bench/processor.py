@@ -23,10 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from upflow.core.chunk import process_chunk
 from upflow.core.chunking import ChunkRange, plan_chunks
 from upflow.core.detect import detect_format
 from upflow.core.money import MoneyError, parse_cents
-from upflow.core.rows import process_chunk, summarize
+from upflow.core.rules import summarize
 from upflow.definition import Limits, MiB
 from upflow.testing.documents import random_cnpj, random_cpf
 
