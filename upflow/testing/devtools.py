@@ -4,7 +4,7 @@ For the upload benchmark. Playwright enables the DevTools ``Network`` domain on
 every page and worker it drives, and with it on, Chromium copies every
 in-memory request body (an ``ArrayBuffer`` PUT) into DevTools events that the
 driver then decodes: measured on this machine at ~26 MiB/s for 512 MiB of part
-PUTs, against ~107 MiB/s for the same page with the domain off (web/README.md).
+PUTs, against ~107 MiB/s for the same page with the domain off (docs/performance.md).
 A user's browser has no DevTools attached, so the benchmark drives the page
 with the few commands it needs (navigate, evaluate, set a file input) sent
 over ``--remote-debugging-pipe`` — file descriptors 3 and 4 of the child,

@@ -88,7 +88,7 @@ export function ProgressBar({
     >
       {/* No transition: the page updates the bar 5 times a second, so a 300 ms width
           transition animated it all the time, and in headless Chromium that took
-          ~1.5 CPU-seconds per 10 s (web/README.md), CPU the upload itself needs. */}
+          ~1.5 CPU-seconds per 10 s (docs/performance.md), CPU the upload itself needs. */}
       <div className="h-full rounded-full bg-indigo-600" style={{ width: `${clamped}%` }} />
     </div>
   )

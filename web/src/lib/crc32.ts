@@ -120,7 +120,7 @@ export type SyncReader = { readAsArrayBuffer(blob: Blob): ArrayBuffer }
 /**
  * CRC32 of a Blob inside a Web Worker, read with `FileReaderSync` in up to 16 MiB
  * pieces: in Chromium this costs about 1 CPU-second less per 512 MiB than
- * `blob.arrayBuffer()` (measured with bench/browser_upload.py; web/README.md).
+ * `blob.arrayBuffer()` (measured with bench/browser_upload.py; docs/performance.md).
  * Elsewhere (main thread, no WebAssembly) it is `crc32OfBlobFast`.
  */
 export async function crc32OfBlobInWorker(
@@ -146,7 +146,7 @@ export interface PartDigest {
  * `crc32OfBlobInWorker`, and with `keepBytes` the part's bytes too, read in one
  * piece: the PUT then sends these bytes instead of reading the file a second
  * time (in Chromium the second read cost the browser process ~2.5 CPU-seconds
- * per 512 MiB; web/README.md). Without FileReaderSync or WebAssembly no bytes are kept.
+ * per 512 MiB; docs/performance.md). Without FileReaderSync or WebAssembly no bytes are kept.
  */
 export async function digestInWorker(
   blob: Blob,

@@ -1,9 +1,9 @@
 // Each part is read from the file once. The CRC32 worker that checksums a part
 // ahead of its PUT hands the bytes back, and the PUT sends them, instead of the
 // browser reading the file a second time for the request body. On the benchmark
-// machine (bench/browser_ceiling.py) that took a bare page's PUTs from ~98 to
+// machine that took a bare page's PUTs from ~98 to
 // ~119 MiB/s, and in upflow's page the browser process's CPU from ~4 to ~1.5
-// seconds per 512 MiB (web/README.md).
+// seconds per 512 MiB (docs/performance.md).
 //
 // The parts checksummed ahead wait in memory for their PUT, up to a budget. A
 // part that does not fit, or a retry (its bytes were already sent once), goes
