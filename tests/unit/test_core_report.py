@@ -6,7 +6,7 @@ import io
 import pytest
 
 from upflow.core.report import REPORT_HEADER, decode_chunk_errors, encode_chunk_errors, write_report
-from upflow.core.rows import RowError
+from upflow.core.rules import RowError
 
 ERRS = [
     RowError(0, "documento", "invalid_document", "CPF check digits do not match", "529.982.247-24"),

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from upflow.core.chunk import process_chunk
 from upflow.core.chunking import chunk_size_for, plan_chunks
 from upflow.core.csvscan import find_row_end, split_fields
 from upflow.core.detect import FileFormat, detect_format
 from upflow.core.money import cents_to_decimal
-from upflow.core.rows import (
+from upflow.core.rules import (
     Accumulator,
     Context,
     DocumentTotal,
@@ -24,7 +25,6 @@ from upflow.core.rows import (
     RegionResult,
     RowError,
     Summary,
-    process_chunk,
     scalar_row,
     summarize,
 )

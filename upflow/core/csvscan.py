@@ -1,4 +1,9 @@
-"""Byte-level scanning for the quote-parity boundary rule (see ``docs/processing.md``)."""
+"""The CSV dialect: the quote-parity rule on raw bytes (see ``docs/processing.md``).
+
+Everything that knows how rows and fields are delimited lives here (and, transcribed,
+in the kernel's ``scan.c``): the quote state is one bit, the parity of the ``"`` bytes
+seen so far, and every function takes the state where it starts and/or returns it.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,43 @@ def find_row_end(buf: bytes, pos: int, hi: int) -> int:
         if not odd:
             return j
         i = j + 1
+
+
+def row_end_from(buf: bytes, pos: int, in_quotes: bool) -> tuple[int, bool]:
+    """``(index of the first \\n at even parity in buf[pos:], False)``, or ``(-1, state at the end)``.
+
+    ``in_quotes`` is the quote state at ``pos``: a row can be followed across several reads.
+    """
+    odd = 1 if in_quotes else 0
+    i = pos
+    while True:
+        j = buf.find(NEWLINE, i)
+        if j < 0:
+            return -1, bool(odd ^ (buf.count(QUOTE, i) & 1))
+        odd ^= buf.count(QUOTE, i, j) & 1
+        if not odd:
+            return j, False
+        i = j + 1
+
+
+def last_row_end(buf: bytes, pos: int) -> int:
+    """Index of the last ``\\n`` in ``buf[pos:]`` at even parity (counted from ``pos``); -1 if none."""
+    j = buf.rfind(NEWLINE, pos)
+    if j < 0:
+        return -1
+    odd = buf.count(QUOTE, pos, j) & 1
+    while odd:
+        k = buf.rfind(NEWLINE, pos, j)
+        if k < 0:
+            return -1
+        odd ^= buf.count(QUOTE, k, j) & 1
+        j = k
+    return j
+
+
+def row_starts_at(byte_before: bytes, in_quotes: bool) -> bool:
+    """Whether a row starts right after ``byte_before`` (the quote state there is ``in_quotes``)."""
+    return byte_before == NEWLINE and not in_quotes
 
 
 def first_row_start(buf: bytes, pos: int, hi: int, in_quotes: bool) -> int:

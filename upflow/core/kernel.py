@@ -1,13 +1,15 @@
 """The compiled row kernel (``scan.c``) through ctypes, and the region driver around it.
 
-:func:`kernel_region` has the contract of :func:`upflow.core.rows.scalar_region`: the
+:func:`kernel_region` has the contract of :func:`upflow.core.rules.scalar_region`: the
 kernel decides the ordinary rows in one pass (no per-row Python) and hands back, as
 exception rows, every row that needs Python — errors to write (with their codes) and rows
-only the reference can decide (those go through :func:`upflow.core.rows.scalar_row`).
+only the reference can decide (those go through :func:`upflow.core.rules.scalar_row`).
 Valid rows come back summed per normalised document.
 
-When the library is not built (a checkout without ``make``), :func:`load` returns None and
-the numpy fast path runs instead; ``make`` and ``make package`` always build it.
+:func:`process_region` is what chunk processing calls: the kernel where it loads, the
+scalar reference where it does not (not built, another architecture, ``UPFLOW_KERNEL=0``)
+and for the rest of a region whose sums would leave int64. Buffers shared with the C code
+are ``array`` objects (and the chunk's ``bytes``, passed without a copy).
 """
 
 from __future__ import annotations
@@ -15,26 +17,26 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from array import array
+from collections.abc import Callable, Iterable
 from functools import cache
 from itertools import repeat
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
 
 from upflow.core.detect import CP1252_UNDEFINED_BYTES
 from upflow.core.documents import (
+    CNPJ,
+    CNPJ_W1,
+    CNPJ_W2,
+    CPF,
     MSG_CNPJ_CHECK,
     MSG_CNPJ_REPEATED,
     MSG_CPF_CHECK,
     MSG_CPF_REPEATED,
     msg_length,
 )
-from upflow.core.kernel_build import DEFAULT_DEST
 from upflow.core.money import MSG_AMBIGUOUS, MSG_DECIMALS, MSG_GROUPING, MSG_NOT_MONEY, MSG_TOO_LARGE
-from upflow.core.rows import (
+from upflow.core.rules import (
     EXTRA_FIELDS,
     INVALID_AMOUNT,
     INVALID_DOCUMENT,
@@ -43,13 +45,17 @@ from upflow.core.rows import (
     Context,
     clip,
     make_errors,
+    scalar_region,
     scalar_row,
 )
 
-Arr = npt.NDArray[Any]
+# The library make (or the package build) compiles beside this module; kernel_build.py itself
+# is build code and does not ship.
+DEFAULT_DEST = Path(__file__).with_name("_scan.so")
+
 log = logging.getLogger(__name__)
 
-# Set to "0" to run the numpy fast path even where the kernel is built (comparisons, debugging).
+# Set to "0" to let the scalar reference decide every row even where the kernel is built.
 DISABLE_ENV = "UPFLOW_KERNEL"
 
 # Mirrors of the enums and limits in scan.c (a test compares them with the C source).
@@ -64,7 +70,8 @@ K_FALLBACK, K_FIELDS, K_INVALID = range(3)
 )
 MAX_FIELDS = 256
 
-EMPTY_KEY = np.uint64(2**64 - 1)
+EMPTY_KEY = 2**64 - 1
+ENTRY_WORDS = 3  # scan.c's struct Entry { u64 key; i64 rows; i64 cents; }: 24 bytes
 EXCEPTION_ROWS = 8192
 FIRST_TABLE_CAPACITY = 1 << 12
 
@@ -90,7 +97,7 @@ _i64 = ctypes.c_int64
 
 
 class Kernel:
-    """The loaded library with its two entry points typed."""
+    """The loaded library with its entry points typed."""
 
     def __init__(self, path: Path) -> None:
         lib = ctypes.CDLL(str(path))
@@ -101,20 +108,28 @@ class Kernel:
         self.rehash = lib.upflow_rehash
         self.rehash.argtypes = [_p, _i64, _p, _i64]
         self.rehash.restype = None
+        self.compact = lib.upflow_compact
+        self.compact.argtypes = [_p, _i64, _p]
+        self.compact.restype = _i64
+
+
+def load(path: Path = DEFAULT_DEST) -> Kernel | None:
+    """The kernel, or None when it is disabled (``UPFLOW_KERNEL=0``), not built or not loadable."""
+    if os.environ.get(DISABLE_ENV, "1") == "0":
+        return None
+    return _load(path)
 
 
 @cache
-def load(path: Path = DEFAULT_DEST) -> Kernel | None:
-    """The kernel, or None when it is not built or disabled (the numpy path then runs)."""
-    if os.environ.get(DISABLE_ENV, "1") == "0":
-        return None
+def _load(path: Path) -> Kernel | None:
+    """Loads once per process (so a missing library is logged once)."""
     if not path.is_file():
-        log.warning("row kernel %s is not built (run `make`): using the numpy path", path)
+        log.warning("row kernel %s is not built (run `make`): the scalar reference decides every row", path)
         return None
     try:
         return Kernel(path)
-    except OSError as error:  # e.g. built for another architecture
-        log.warning("row kernel %s does not load (%s): using the numpy path", path, error)
+    except (OSError, AttributeError) as error:  # built for another architecture, or a stale build
+        log.warning("row kernel %s does not load (%s): the scalar reference decides every row", path, error)
         return None
 
 
@@ -122,44 +137,110 @@ def supports(ctx: Context) -> bool:
     return ctx.ncols < MAX_FIELDS
 
 
-def _bad_bytes(encoding: str) -> tuple[int, Arr]:
+def process_region(acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context) -> int:
+    """The rows of ``buf[lo:hi]`` by the kernel where it loads, else by the scalar reference.
+
+    Same contract as :func:`upflow.core.rules.scalar_region` (returns the line count at ``hi``).
+    """
+    kernel = load() if supports(ctx) else None
+    if kernel is None:
+        return scalar_region(acc, buf, lo, hi, line_base, ctx)
+    return kernel_region(kernel, acc, buf, lo, hi, line_base, ctx)
+
+
+def _bad_bytes(encoding: str) -> tuple[int, bytes]:
     """``(utf8 flag, table)``: for a single-byte encoding, the bytes that make a row undecodable."""
-    bad = np.zeros(256, np.uint8)
+    bad = bytearray(256)
     if encoding == "utf-8":
-        return 1, bad
+        return 1, bytes(bad)
     if encoding == "cp1252":
-        bad[list(CP1252_UNDEFINED_BYTES)] = 1
+        for byte in CP1252_UNDEFINED_BYTES:
+            bad[byte] = 1
     else:  # any other encoding: rows with non-ASCII bytes go to the reference
-        bad[128:] = 1
-    return 0, bad
+        bad[128:] = b"\x01" * 128
+    return 0, bytes(bad)
 
 
-ENTRY = np.dtype([("key", "<u8"), ("rows", "<i8"), ("cents", "<i8")])  # scan.c's Entry
+# Document texts of the table's keys. CPF: the 11 digits. CNPJ: the 12 base-36 characters
+# (two at a time, from a 1,296-entry table) and the check digits, whose weighted sums are
+# added per character pair (both sums packed in one int: first << 16 | second).
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_PAIRS = [a + b for a in _BASE36 for b in _BASE36]
+_CHECK_DIGIT = [0 if r < 2 else 11 - r for r in range(11)]  # of the weighted sum mod 11
+
+
+def _pair_sums(k: int) -> list[int]:
+    """Per pair of characters at positions ``2k, 2k+1``: their check-digit sums, packed."""
+    i, j = 2 * k, 2 * k + 1
+    return [
+        ((ord(a) - 48) * CNPJ_W1[i] + (ord(b) - 48) * CNPJ_W1[j]) << 16
+        | ((ord(a) - 48) * CNPJ_W2[i] + (ord(b) - 48) * CNPJ_W2[j])
+        for a in _BASE36
+        for b in _BASE36  # the order of _PAIRS
+    ]
+
+
+_S0, _S1, _S2, _S3, _S4, _S5 = (_pair_sums(k) for k in range(6))
+_P4, _P8 = 36**4, 36**8
+
+
+def cnpj_texts(values: Iterable[int]) -> list[str]:
+    """The 14-character CNPJs whose first 12 characters are the base-36 numbers ``values``."""
+    pairs, digit, w12 = _PAIRS, _CHECK_DIGIT, CNPJ_W2[12]
+    s0, s1, s2, s3, s4, s5 = _S0, _S1, _S2, _S3, _S4, _S5
+    out = []
+    for value in values:
+        high, low = divmod(value, _P8)  # three groups of four characters: small ints from here on
+        middle, low = divmod(low, _P4)
+        p0, p1 = divmod(high, 1296)
+        p2, p3 = divmod(middle, 1296)
+        p4, p5 = divmod(low, 1296)
+        sums = s0[p0] + s1[p1] + s2[p2] + s3[p3] + s4[p4] + s5[p5]
+        dv1 = digit[(sums >> 16) % 11]
+        dv2 = digit[((sums & 0xFFFF) + w12 * dv1) % 11]
+        out.append(f"{pairs[p0]}{pairs[p1]}{pairs[p2]}{pairs[p3]}{pairs[p4]}{pairs[p5]}{dv1}{dv2}")
+    return out
+
+
+def cpf_texts(values: Iterable[int]) -> list[str]:
+    """The 11-digit CPFs ``values``."""
+    return list(map("{:011d}".format, values))
 
 
 class _Table:
-    """The kernel's open-addressing sums: ``key`` (EMPTY_KEY when free), ``rows``, ``cents``."""
+    """The kernel's open-addressing sums: ``capacity`` entries of (key, rows, cents) words."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.entries = np.zeros(capacity, ENTRY)
-        self.entries["key"] = EMPTY_KEY
+        self.words = array("Q", (EMPTY_KEY, 0, 0)) * capacity
+
+    @property
+    def address(self) -> int:
+        address: int = self.words.buffer_info()[0]
+        return address
 
     def grown(self, kernel: Kernel) -> _Table:
         bigger = _Table(self.capacity * 4)
-        kernel.rehash(self.entries.ctypes.data, self.capacity, bigger.entries.ctypes.data, bigger.capacity)
+        kernel.rehash(self.address, self.capacity, bigger.address, bigger.capacity)
         return bigger
 
-    def flush(self, acc: Accumulator) -> None:
-        from upflow.core.fastpath import cnpj_strings, cpf_strings
-
-        used = self.entries[self.entries["key"] != EMPTY_KEY]
-        keys, rows, cents = used["key"], used["rows"], used["cents"]
-        is_cnpj = (keys & np.uint64(1)).astype(bool)
-        values = (keys >> np.uint64(1)).astype(np.int64)
-        for sel, strings in ((~is_cnpj, cpf_strings), (is_cnpj, cnpj_strings)):
-            if sel.any():
-                acc.fast_totals.append((strings(values[sel]), rows[sel], cents[sel]))
+    def flush(self, kernel: Kernel, acc: Accumulator) -> None:
+        """Hand the sums to ``acc`` as columns sorted by document (the table is spent afterwards)."""
+        n_cpf = ctypes.c_int64()
+        end = kernel.compact(self.address, self.capacity, ctypes.byref(n_cpf)) * ENTRY_WORDS
+        split = n_cpf.value * ENTRY_WORDS
+        signed = memoryview(self.words).cast("B").cast("q")  # rows and cents are i64
+        documents = cpf_texts(self.words[0:split:ENTRY_WORDS].tolist())
+        documents += cnpj_texts(self.words[split:end:ENTRY_WORDS].tolist())
+        doc_types = [CPF] * n_cpf.value + [CNPJ] * (len(documents) - n_cpf.value)
+        # Each part comes sorted by value, which is its texts' order: this sort merges two runs.
+        order = sorted(range(len(documents)), key=documents.__getitem__)
+        acc.add_summed(
+            list(map(documents.__getitem__, order)),
+            list(map(doc_types.__getitem__, order)),
+            list(map(signed[1:end:ENTRY_WORDS].tolist().__getitem__, order)),
+            list(map(signed[2:end:ENTRY_WORDS].tolist().__getitem__, order)),
+        )
 
 
 @cache
@@ -167,10 +248,61 @@ def _document_message(code: int, n: int) -> str:
     return msg_length(n) if code == D_LENGTH else _DOC_MESSAGES[code]
 
 
+def _amount_message(code: int, _n: int) -> str:
+    return _AMOUNT_MESSAGES[code]
+
+
+class _Exceptions:
+    """The exception rows of one drain: columns (``X_…``) read on demand, rows selected by index."""
+
+    def __init__(self, buffer: array[int], n: int) -> None:
+        self.buffer = buffer
+        self.end = n * X_COLS
+        self.columns: dict[int, list[int]] = {}
+
+    def column(self, col: int) -> list[int]:
+        values = self.columns.get(col)
+        if values is None:
+            values = self.columns[col] = self.buffer[col : self.end : X_COLS].tolist()
+        return values
+
+    def take(self, col: int, rows: list[int]) -> list[int]:
+        return list(map(self.column(col).__getitem__, rows))
+
+    def texts(self, buf: bytes, start_col: int, end_col: int, rows: list[int], encoding: str) -> list[str]:
+        """The decoded bytes ``buf[start:end)`` of ``rows``."""
+        bounds = zip(self.take(start_col, rows), self.take(end_col, rows), strict=True)
+        return [buf[a:b].decode(encoding) for a, b in bounds]
+
+
+def _drain(acc: Accumulator, buf: bytes, buffer: array[int], n: int, ctx: Context) -> None:
+    """Turn the kernel's exception rows into errors (or reference-path rows)."""
+    if n == 0:
+        return
+    exc = _Exceptions(buffer, n)
+    kinds, doc, amt, nfields = (exc.column(col) for col in (X_KIND, X_DOC, X_AMT, X_NFIELDS))
+    invalid = [i for i, kind in enumerate(kinds) if kind == K_INVALID]
+    bad_doc = [i for i in invalid if doc[i] != D_VALID]
+    _field_errors(acc, buf, exc, bad_doc, X_DOC, X_DS, X_DE, ctx.doc_col, INVALID_DOCUMENT, _document_message)
+    bad_amt = [i for i in invalid if amt[i] != A_VALID]
+    _field_errors(acc, buf, exc, bad_amt, X_AMT, X_AS, X_AE, ctx.amt_col, INVALID_AMOUNT, _amount_message)
+    wrong_count = [i for i, kind in enumerate(kinds) if kind == K_FIELDS]
+    missing = [i for i in wrong_count if nfields[i] < ctx.ncols]
+    _field_count_errors(acc, buf, exc, missing, MISSING_FIELD, ctx)
+    extra = [i for i in wrong_count if nfields[i] > ctx.ncols]
+    _field_count_errors(acc, buf, exc, extra, EXTRA_FIELDS, ctx)
+    fallback = [i for i, kind in enumerate(kinds) if kind == K_FALLBACK]
+    for pos, end, line in zip(
+        exc.take(X_START, fallback), exc.take(X_END, fallback), exc.take(X_LINE, fallback), strict=True
+    ):
+        scalar_row(acc, buf[pos:end], pos, line, ctx)
+
+
 def _field_errors(
     acc: Accumulator,
     buf: bytes,
-    rows: Arr,
+    exc: _Exceptions,
+    rows: list[int],
     code_col: int,
     start_col: int,
     end_col: int,
@@ -178,117 +310,83 @@ def _field_errors(
     code: str,
     message: Callable[[int, int], str],
 ) -> None:
-    """One ``code`` error per exception row whose ``code_col`` is set (built column-wise)."""
-    rows = rows[rows[:, code_col] != 0]
-    if rows.shape[0] == 0:
+    """One ``code`` error per exception row in ``rows``, on its field ``[start_col, end_col)``."""
+    if not rows:
         return
     # Judged fields are ASCII and at most 64 bytes (scan.c): no decoding surprises, no clipping.
-    values = [buf[a:b].decode("ascii") for a, b in _bounds(rows, start_col, end_col)]
-    messages = list(map(message, rows[:, code_col].tolist(), rows[:, X_DOC_N].tolist()))
-    _add_errors(acc, rows, code, repeat(column), messages, values)
+    values = exc.texts(buf, start_col, end_col, rows, "ascii")
+    messages = list(map(message, exc.take(code_col, rows), exc.take(X_DOC_N, rows)))
+    _add_errors(acc, exc, rows, code, repeat(column), messages, values)
 
 
-def _bounds(rows: Arr, start_col: int, end_col: int) -> Iterator[tuple[int, int]]:
-    return zip(rows[:, start_col].tolist(), rows[:, end_col].tolist(), strict=True)
+def _field_count_errors(
+    acc: Accumulator, buf: bytes, exc: _Exceptions, rows: list[int], code: str, ctx: Context
+) -> None:
+    """``missing_field`` (too few fields) or ``extra_fields`` (too many) errors of ``rows``."""
+    if not rows:
+        return
+    enc, header, ncols = ctx.encoding, ctx.fmt.header, ctx.ncols
+    counts = exc.take(X_NFIELDS, rows)
+    texts = list(map(clip, exc.texts(buf, X_START, X_CEND, rows, enc)))
+    columns = [header[k] for k in counts] if code == MISSING_FIELD else repeat("")
+    messages = [f"row has {k} fields, the header has {ncols}" for k in counts]
+    _add_errors(acc, exc, rows, code, columns, messages, texts)
 
 
 def _add_errors(
-    acc: Accumulator, rows: Arr, code: str, columns: Iterable[str], messages: list[str], values: list[str]
+    acc: Accumulator,
+    exc: _Exceptions,
+    rows: list[int],
+    code: str,
+    columns: Iterable[str],
+    messages: list[str],
+    values: list[str],
 ) -> None:
-    """One ``code`` error per exception row (line and position from the row), built column-wise."""
-    n = rows.shape[0]
-    errors = make_errors(rows[:, X_LINE].tolist(), columns, repeat(code), messages, values, n)
-    acc.errors.extend(zip(rows[:, X_START].tolist(), errors, strict=True))
-    acc.count_errors(code, n)
-
-
-def _drain(acc: Accumulator, buf: bytes, exc: Arr, ctx: Context) -> None:
-    """Turn the kernel's exception rows into errors (or reference-path rows)."""
-    if exc.shape[0] == 0:
-        return
-    kinds = exc[:, X_KIND]
-    invalid = exc[kinds == K_INVALID]
-    _field_errors(acc, buf, invalid, X_DOC, X_DS, X_DE, ctx.doc_col, INVALID_DOCUMENT, _document_message)
-    _field_errors(
-        acc,
-        buf,
-        invalid,
-        X_AMT,
-        X_AS,
-        X_AE,
-        ctx.amt_col,
-        INVALID_AMOUNT,
-        lambda code, _n: _AMOUNT_MESSAGES[code],
-    )
-    wrong_count = exc[kinds == K_FIELDS]
-    _field_count_errors(acc, buf, wrong_count, MISSING_FIELD, ctx)
-    _field_count_errors(acc, buf, wrong_count, EXTRA_FIELDS, ctx)
-    for pos, end, line in exc[kinds == K_FALLBACK][:, [X_START, X_END, X_LINE]].tolist():
-        scalar_row(acc, buf[pos:end], pos, line, ctx)
-
-
-def _field_count_errors(acc: Accumulator, buf: bytes, rows: Arr, code: str, ctx: Context) -> None:
-    """``missing_field`` (too few fields) or ``extra_fields`` (too many) errors, built column-wise."""
-    missing = code == MISSING_FIELD
-    rows = rows[(rows[:, X_NFIELDS] < ctx.ncols) == missing]
-    if rows.shape[0] == 0:
-        return
-    enc, header, ncols = ctx.encoding, ctx.fmt.header, ctx.ncols
-    counts = rows[:, X_NFIELDS].tolist()
-    texts = [clip(buf[a:b].decode(enc)) for a, b in _bounds(rows, X_START, X_CEND)]
-    columns = [header[k] for k in counts] if missing else repeat("")
-    messages = [f"row has {k} fields, the header has {ncols}" for k in counts]
-    _add_errors(acc, rows, code, columns, messages, texts)
+    """One ``code`` error per exception row in ``rows`` (line and position from the row), column-wise."""
+    errors = make_errors(exc.take(X_LINE, rows), columns, repeat(code), messages, values, len(rows))
+    acc.errors.extend(zip(exc.take(X_START, rows), errors, strict=True))
+    acc.count_errors(code, len(rows))
 
 
 def kernel_region(
-    kernel: Kernel,
-    acc: Accumulator,
-    buf: bytes,
-    lo: int,
-    hi: int,
-    line_base: int,
-    ctx: Context,
-    min_group: int,
+    kernel: Kernel, acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context
 ) -> int:
-    """Same contract as :func:`upflow.core.rows.scalar_region` (returns the line count at ``hi``)."""
-    data = np.frombuffer(buf, np.uint8)
+    """Same contract as :func:`upflow.core.rules.scalar_region` (returns the line count at ``hi``)."""
     utf8, bad = _bad_bytes(ctx.encoding)
     table = _Table(FIRST_TABLE_CAPACITY)
-    params = np.array(
-        [ctx.delim_byte, ctx.ncols, ctx.doc_i, ctx.amt_i, ctx.max_row, utf8, EXCEPTION_ROWS, table.capacity],
-        np.int64,
-    )
-    state = np.zeros(S_LEN, np.int64)
+    params = array("q", bytes(8 * P_LEN))
+    for slot, value in (
+        (P_DELIM, ctx.delim_byte),
+        (P_NCOLS, ctx.ncols),
+        (P_DOC_I, ctx.doc_i),
+        (P_AMT_I, ctx.amt_i),
+        (P_MAX_ROW, ctx.max_row),
+        (P_UTF8, utf8),
+        (P_EXC_CAP, EXCEPTION_ROWS),
+        (P_TABLE_CAP, table.capacity),
+    ):
+        params[slot] = value
+    state = array("q", bytes(8 * S_LEN))
     state[S_POS], state[S_LINES] = lo, line_base
-    exc = np.empty((EXCEPTION_ROWS, X_COLS), np.int64)  # scan.c writes every column it reports
+    exc = array("q", bytes(8 * X_COLS * EXCEPTION_ROWS))  # scan.c writes every column it reports
+    params_at, state_at, exc_at = (a.buffer_info()[0] for a in (params, state, exc))
     while True:
-        status = kernel.scan(
-            data.ctypes.data,
-            hi,
-            params.ctypes.data,
-            bad.ctypes.data,
-            state.ctypes.data,
-            exc.ctypes.data,
-            table.entries.ctypes.data,
-        )
-        _drain(acc, buf, exc[: int(state[S_NEXC])], ctx)
+        status = kernel.scan(buf, hi, params_at, bad, state_at, exc_at, table.address)
+        _drain(acc, buf, exc, state[S_NEXC], ctx)
         state[S_NEXC] = 0
         if status == ST_TABLE_FULL:
             table = table.grown(kernel)
             params[P_TABLE_CAP] = table.capacity
         elif status != ST_EXC_FULL:
             break
-    acc.rows_total += int(state[S_ROWS_TOTAL])
-    acc.rows_valid += int(state[S_ROWS_VALID])
-    acc.rows_invalid += int(state[S_ROWS_INVALID])
-    acc.cents_valid += int(state[S_CENTS])
-    table.flush(acc)
-    lines = int(state[S_LINES])
+    acc.rows_total += state[S_ROWS_TOTAL]
+    acc.rows_valid += state[S_ROWS_VALID]
+    acc.rows_invalid += state[S_ROWS_INVALID]
+    acc.cents_valid += state[S_CENTS]
+    table.flush(kernel, acc)
+    lines = state[S_LINES]
     if status == ST_OVERFLOW:
-        # A sum would leave int64 (sums beyond 92 quadrillion reais): the numpy path, which
-        # falls back to Python integers, finishes the region.
-        from upflow.core.fastpath import fast_region
-
-        return fast_region(acc, buf, int(state[S_POS]), hi, lines, ctx, min_group)
+        # A sum would leave int64 (beyond 92 quadrillion reais): the reference, with Python
+        # integers, finishes the region from the row that would have overflowed.
+        return scalar_region(acc, buf, state[S_POS], hi, lines, ctx)
     return lines

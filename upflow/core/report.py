@@ -7,7 +7,7 @@ import io
 import typing
 from collections.abc import Iterable, Sequence
 
-from upflow.core.rows import RowError
+from upflow.core.rules import RowError
 
 REPORT_HEADER = ("line", "column", "code", "message", "value")
 CHUNK_HEADER = ("line_offset", "column", "code", "message", "value")

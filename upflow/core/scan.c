@@ -4,7 +4,7 @@
  * Built by upflow/core/kernel_build.py (`gcc -O3 -shared -nostdlib`: no libc at all, so the
  * library loads on any x86_64 Linux, Lambda's Amazon Linux included) and called through
  * ctypes by upflow/core/kernel.py. It is an accelerator, not a second definition of the rules: for every row it
- * either decides exactly what the scalar reference (upflow/core/rows.py: scalar_row with
+ * either decides exactly what the scalar reference (upflow/core/rules.py: scalar_row with
  * documents.classify_document and money.parse_parts) decides, or hands the row back to
  * Python as FALLBACK. A property test proves kernel == scalar on random files.
  *
@@ -20,7 +20,7 @@
  *
  * The call stops early (status != DONE, state[S_POS] = next row) when the exception
  * buffer is full, the table is half full, or a sum would overflow int64; Python then
- * drains, grows, or finishes the region another way.
+ * drains, grows, or lets the scalar reference finish the region.
  */
 #include <stdint.h>
 #ifdef __SSE2__
@@ -308,6 +308,52 @@ EXPORT void upflow_rehash(const Entry *old, i64 old_cap, Entry *table, i64 cap) 
         while (table[h].key != EMPTY_KEY) h = (h + 1) & mask;
         table[h] = old[j];
     }
+}
+
+static inline void swap_entries(Entry *a, Entry *b) {
+    const Entry t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Heapsort by key (no libc, no scratch memory). */
+static void sift_down(Entry *a, i64 root, i64 n) {
+    for (;;) {
+        i64 child = 2 * root + 1;
+        if (child >= n) return;
+        if (child + 1 < n && a[child + 1].key > a[child].key) child++;
+        if (a[root].key >= a[child].key) return;
+        swap_entries(&a[root], &a[child]);
+        root = child;
+    }
+}
+
+static void sort_by_key(Entry *a, i64 n) {
+    for (i64 i = n / 2 - 1; i >= 0; i--) sift_down(a, i, n);
+    for (i64 end = n - 1; end > 0; end--) {
+        swap_entries(&a[0], &a[end]);
+        sift_down(a, 0, end);
+    }
+}
+
+/*
+ * Turn the table into a list of sums for Python (it is no hash table afterwards): the used
+ * entries move to the front, CPFs before CNPJs, each part sorted by its value (the order of
+ * the documents' texts) and each key replaced by that value (the type bit dropped). Returns
+ * the number of entries; *n_cpf receives the number of CPFs.
+ */
+EXPORT i64 upflow_compact(Entry *table, i64 cap, i64 *n_cpf) {
+    i64 n = 0;
+    for (i64 j = 0; j < cap; j++)
+        if (table[j].key != EMPTY_KEY) table[n++] = table[j];
+    i64 cpf = 0;
+    for (i64 j = 0; j < n; j++)
+        if (!(table[j].key & 1)) swap_entries(&table[j], &table[cpf++]);
+    sort_by_key(table, cpf);
+    sort_by_key(table + cpf, n - cpf);
+    for (i64 j = 0; j < n; j++) table[j].key >>= 1;
+    *n_cpf = cpf;
+    return n;
 }
 
 /*

@@ -1,26 +1,30 @@
-"""Row processing of one chunk: ownership, parsing, validation, per-document aggregation.
+"""The row rules: the scalar reference that defines what every row means.
 
-The scalar path in this module is the reference implementation; ``fastpath``
-computes the same result with numpy and falls back to :func:`scalar_row` for any
-row it cannot decide. See ``docs/processing.md``.
+``scalar_row`` *is* the rule set (parsing through ``csvscan``, documents, money, the
+error codes); the compiled kernel (``kernel``) decides only the rows it can decide exactly
+as this module does and hands every other row back to it. Also here: the per-region
+accumulator and the result types every engine produces. See ``docs/processing.md``.
+
+Layering (each module imports only the ones above it): ``csvscan``, ``detect``,
+``documents``, ``money`` → ``rules`` → ``kernel`` → ``chunk`` (``process_chunk``).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from itertools import repeat
 from operator import itemgetter
 from typing import Any, overload
 
-from upflow.core.chunking import ChunkRange
-from upflow.core.csvscan import find_row_end, first_row_start, split_fields
+from upflow.core.csvscan import find_row_end, split_fields
 from upflow.core.detect import FileFormat
 from upflow.core.documents import classify_document
 from upflow.core.money import MoneyError, cents_to_decimal, parse_cents
-from upflow.definition import KiB, Limits
+from upflow.definition import Limits
 
 INVALID_DOCUMENT = "invalid_document"
 INVALID_AMOUNT = "invalid_amount"
@@ -31,11 +35,6 @@ ENCODING_ERROR = "encoding_error"
 ERROR_CODES = (INVALID_DOCUMENT, INVALID_AMOUNT, MISSING_FIELD, EXTRA_FIELDS, ROW_TOO_LONG, ENCODING_ERROR)
 
 VALUE_MAX_CHARS = 200
-TAIL_FIRST_READ = 64 * KiB
-# Shapes (of document / amount text) seen fewer times than this in a block go to the scalar path.
-FAST_MIN_GROUP = 16
-
-ReadRange = Callable[[int, int], bytes]
 
 _new_object = object.__new__
 
@@ -79,21 +78,6 @@ def make_errors(
             ("value", values),
         ),
     )
-
-
-_SET_ERROR_FIELDS = tuple(getattr(RowError, name).__set__ for name in RowError.__slots__)
-
-
-def new_error(line_offset: int, column: str, code: str, message: str, value: str) -> RowError:
-    """``RowError(...)`` without the frozen dataclass ``__init__`` (~2x cheaper, same object)."""
-    err: RowError = _new_object(RowError)
-    set_line, set_column, set_code, set_message, set_value = _SET_ERROR_FIELDS
-    set_line(err, line_offset)
-    set_column(err, column)
-    set_code(err, code)
-    set_message(err, message)
-    set_value(err, value)
-    return err
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +155,10 @@ class DocumentTotals(Sequence[DocumentTotal]):
 
     def __repr__(self) -> str:
         return f"DocumentTotals({list(self._materialized())!r})"
+
+
+# Per-document totals as parallel columns: documents, doc types, rows, cents.
+Columns = tuple[list[str], list[str], list[int], list[int]]
 
 
 @dataclass(frozen=True)
@@ -254,9 +242,9 @@ class Accumulator:
     errors_by_code: dict[str, int] = field(default_factory=dict)
     totals: dict[str, list[Any]] = field(default_factory=dict)  # document -> [doc_type, rows, cents]
     errors: list[tuple[int, RowError]] = field(default_factory=list)  # (row position, error)
-    # Fast-path aggregates (numpy arrays: documents, rows, cents), each already summed per document;
-    # merged with ``totals`` by ``fastpath.merge_totals``.
-    fast_totals: list[tuple[Any, Any, Any]] = field(default_factory=list)
+    # Totals already summed per document elsewhere (the kernel's table): parallel columns
+    # (documents, doc types, rows, cents), each part sorted by document.
+    summed: list[Columns] = field(default_factory=list)
 
     def error(self, pos: int, err: RowError) -> None:
         self.errors.append((pos, err))
@@ -277,20 +265,15 @@ class Accumulator:
             t[1] += 1
             t[2] += cents
 
-    def result(self) -> RegionResult:
-        totals: DocumentTotals
-        if self.fast_totals:
-            from upflow.core.fastpath import merge_totals
+    def add_summed(
+        self, documents: list[str], doc_types: list[str], rows: list[int], cents: list[int]
+    ) -> None:
+        """Add per-document sums made elsewhere, sorted by document (the caller counts their
+        rows and amount)."""
+        if documents:
+            self.summed.append((documents, doc_types, rows, cents))
 
-            totals = merge_totals(self.totals, self.fast_totals)
-        else:
-            items = sorted(self.totals.items())
-            totals = DocumentTotals(
-                [d for d, _ in items],
-                [t[0] for _, t in items],
-                [t[1] for _, t in items],
-                [t[2] for _, t in items],
-            )
+    def result(self) -> RegionResult:
         self.errors.sort(key=itemgetter(0))  # stable: a row's errors keep their order
         return RegionResult(
             rows_total=self.rows_total,
@@ -298,17 +281,66 @@ class Accumulator:
             rows_invalid=self.rows_invalid,
             errors_by_code=dict(sorted(self.errors_by_code.items())),
             amount_valid=cents_to_decimal(self.cents_valid),
-            totals=totals,
+            totals=self._merged_totals(),
             errors=tuple(e for _, e in self.errors),
         )
+
+    def _merged_totals(self) -> DocumentTotals:
+        """``totals`` and the ``summed`` parts as one ``DocumentTotals``, sorted by document."""
+        parts = list(self.summed)
+        if self.totals:
+            documents = sorted(self.totals)
+            values = list(map(self.totals.__getitem__, documents))
+            parts.append((documents, [t[0] for t in values], [t[1] for t in values], [t[2] for t in values]))
+        if not parts:
+            return DocumentTotals.empty()
+        merged = parts[0]
+        for part in parts[1:]:
+            merged = _merge_sorted(merged, part)
+        return DocumentTotals(*merged)
+
+
+_INSERT_AT_MOST = 64  # documents new to the larger side inserted one by one; beyond, one sort
+
+
+def _merge_sorted(a: Columns, b: Columns) -> Columns:
+    """Per-document totals of two column sets, each sorted by document with a document once."""
+    if len(b[0]) > len(a[0]):
+        a, b = b, a
+    documents, doc_types, rows, cents = list(a[0]), list(a[1]), list(a[2]), list(a[3])
+    n = len(documents)
+    new: list[tuple[str, str, int, int]] = []
+    for document, doc_type, k, c in zip(b[0], b[1], b[2], b[3], strict=True):
+        i = bisect_left(documents, document)
+        if i < n and documents[i] == document:
+            rows[i] += k
+            cents[i] += c
+        else:
+            new.append((document, doc_type, k, c))
+    if len(new) <= _INSERT_AT_MOST:
+        for document, doc_type, k, c in new:
+            i = bisect_left(documents, document)
+            documents.insert(i, document)
+            doc_types.insert(i, doc_type)
+            rows.insert(i, k)
+            cents.insert(i, c)
+        return documents, doc_types, rows, cents
+    documents += [e[0] for e in new]
+    doc_types += [e[1] for e in new]
+    rows += [e[2] for e in new]
+    cents += [e[3] for e in new]
+    order = sorted(range(len(documents)), key=documents.__getitem__)  # two sorted runs: a merge
+    return (
+        [documents[i] for i in order],
+        [doc_types[i] for i in order],
+        [rows[i] for i in order],
+        [cents[i] for i in order],
+    )
 
 
 def clip(text: str) -> str:
     """The error ``value`` of a field/row text: at most ``VALUE_MAX_CHARS`` characters (+ an ellipsis)."""
     return text if len(text) <= VALUE_MAX_CHARS else text[:VALUE_MAX_CHARS] + "…"
-
-
-_clip = clip
 
 
 def scalar_row(
@@ -327,7 +359,7 @@ def scalar_row(
                 f"row is longer than {ctx.max_row} bytes",
                 # Every reader of a too-long row holds at least max_row + 1 of its bytes:
                 # a prefix within that keeps the value identical however it was read.
-                _clip(row[: min(ctx.max_row, VALUE_MAX_CHARS * 4)].decode(ctx.encoding, "replace")),
+                clip(row[: min(ctx.max_row, VALUE_MAX_CHARS * 4)].decode(ctx.encoding, "replace")),
             ),
         )
         return
@@ -347,7 +379,7 @@ def scalar_row(
                 "",
                 ENCODING_ERROR,
                 f"row is not valid {ctx.encoding} text",
-                _clip(row.decode(ctx.encoding, "replace")),
+                clip(row.decode(ctx.encoding, "replace")),
             ),
         )
         return
@@ -363,7 +395,7 @@ def scalar_row(
                     ctx.fmt.header[n],
                     MISSING_FIELD,
                     f"row has {n} fields, the header has {ctx.ncols}",
-                    _clip(text),
+                    clip(text),
                 ),
             )
         else:
@@ -374,7 +406,7 @@ def scalar_row(
                     "",
                     EXTRA_FIELDS,
                     f"row has {n} fields, the header has {ctx.ncols}",
-                    _clip(text),
+                    clip(text),
                 ),
             )
         return
@@ -383,23 +415,23 @@ def scalar_row(
     verdict = None
     if not doc.strip():
         ok = False
-        acc.error(pos, RowError(line_offset, ctx.doc_col, MISSING_FIELD, "document is empty", _clip(doc)))
+        acc.error(pos, RowError(line_offset, ctx.doc_col, MISSING_FIELD, "document is empty", clip(doc)))
     else:
         verdict = classify_document(doc)
         if not verdict.valid:
             ok = False
-            acc.error(pos, RowError(line_offset, ctx.doc_col, INVALID_DOCUMENT, verdict.problem, _clip(doc)))
+            acc.error(pos, RowError(line_offset, ctx.doc_col, INVALID_DOCUMENT, verdict.problem, clip(doc)))
     amount = fields[ctx.amt_i]
     cents = 0
     if not amount.strip():
         ok = False
-        acc.error(pos, RowError(line_offset, ctx.amt_col, MISSING_FIELD, "amount is empty", _clip(amount)))
+        acc.error(pos, RowError(line_offset, ctx.amt_col, MISSING_FIELD, "amount is empty", clip(amount)))
     else:
         try:
             cents = parse_cents(amount)
         except MoneyError as exc:
             ok = False
-            acc.error(pos, RowError(line_offset, ctx.amt_col, INVALID_AMOUNT, str(exc), _clip(amount)))
+            acc.error(pos, RowError(line_offset, ctx.amt_col, INVALID_AMOUNT, str(exc), clip(amount)))
     if ok and verdict is not None:
         acc.add_valid(verdict.document, verdict.doc_type, cents)
     else:
@@ -419,131 +451,3 @@ def scalar_region(acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int
         lines += buf.count(b"\n", pos, min(e + 1, hi))
         pos = e + 1
     return lines
-
-
-def count_quotes(data: bytes, lo: int, hi: int) -> int:
-    """Number of ``"`` bytes in ``data[lo:hi]`` (numpy for long ranges: ~5x faster than ``bytes.count``)."""
-    if hi - lo < 1 << 16:
-        return data.count(b'"', lo, hi)
-    import numpy as np
-
-    return int(np.count_nonzero(np.frombuffer(data, np.uint8, hi - lo, lo) == 34))
-
-
-def _last_even_newline(data: bytes, f: int) -> int:
-    """Position of the last ``\\n`` in ``data[f:]`` at even parity counted from ``f``; -1 if none."""
-    j = data.rfind(b"\n", f)
-    if j < 0:
-        return -1
-    odd = count_quotes(data, f, j) & 1
-    while odd:
-        k = data.rfind(b"\n", f, j)
-        if k < 0:
-            return -1
-        odd ^= count_quotes(data, k, j) & 1
-        j = k
-    return j
-
-
-def _read_last_row(
-    data: bytes, r: int, chunk: ChunkRange, object_size: int, read_tail: ReadRange, max_row: int
-) -> tuple[bytes, bool]:
-    """The row starting at ``data[r]`` that runs past ``chunk.end``: (bytes, too_long).
-
-    Reads ``[chunk.end, …)`` in doubling pieces, never beyond the row's end or
-    ``row start + max_row + 1`` (enough to prove it too long).
-    """
-    row = data[r:]
-    if len(row) > max_row:
-        return row, True
-    odd = row.count(b'"') & 1
-    pieces = [row]
-    have = len(row)
-    pos = chunk.end
-    limit = min(object_size, chunk.start + r + max_row + 1)
-    step = TAIL_FIRST_READ
-    eof = False
-    while pos < limit:
-        want = min(limit, pos + step)
-        piece = read_tail(pos, want)
-        i = 0
-        while True:
-            j = piece.find(b"\n", i)
-            if j < 0:
-                odd ^= piece.count(b'"', i) & 1
-                break
-            odd ^= piece.count(b'"', i, j) & 1
-            if not odd:
-                pieces.append(piece[:j])
-                return b"".join(pieces), have + j > max_row
-            i = j + 1
-        pieces.append(piece)
-        have += len(piece)
-        if len(piece) < want - pos:
-            eof = True  # the object ended early
-            break
-        pos = want
-        step *= 2
-    eof = eof or pos >= object_size
-    return b"".join(pieces), (not eof) or have > max_row
-
-
-def process_chunk(
-    data: bytes,
-    chunk: ChunkRange,
-    object_size: int,
-    fmt: FileFormat,
-    in_quotes_at_start: bool,
-    read_tail: ReadRange,
-    limits: Limits,
-    *,
-    fast: bool = True,
-    fast_min_group: int = FAST_MIN_GROUP,
-    kernel: bool = True,
-) -> RegionResult:
-    """Process the rows owned by ``chunk`` (first byte in ``[start, end)``); deterministic.
-
-    ``fast=False`` forces the scalar reference path (same result, slower); with ``fast``, the
-    compiled kernel runs where it is built (``kernel=False``: the numpy path; same result).
-    ``read_tail`` is also used once for the byte before ``chunk.start`` when the
-    chunk begins after the header (to know whether a row starts exactly there).
-    """
-    if len(data) != chunk.end - chunk.start:
-        raise ValueError(f"data has {len(data)} bytes, chunk {chunk.index} spans {chunk.end - chunk.start}")
-    ctx = Context(fmt, limits)
-    acc = Accumulator()
-    n = len(data)
-    lo = max(chunk.start, fmt.data_start)
-    if lo >= chunk.end or lo >= object_size:
-        return acc.result()
-    if lo == fmt.data_start:
-        f = lo - chunk.start
-    elif read_tail(chunk.start - 1, chunk.start) == b"\n" and not in_quotes_at_start:
-        f = 0
-    else:
-        f = first_row_start(data, 0, n, in_quotes_at_start)
-        if f < 0 or f >= n:
-            return acc.result()
-    line_base = data.count(b"\n", 0, f)
-    last_nl = _last_even_newline(data, f)
-    region_end = f if last_nl < 0 else last_nl + 1
-    lines = line_base  # newlines in data[:region_end]
-    if region_end > f:
-        if fast:
-            from upflow.core import kernel as compiled
-            from upflow.core.fastpath import fast_region
-
-            lib = compiled.load() if kernel and compiled.supports(ctx) else None
-            if lib is not None:
-                lines = compiled.kernel_region(lib, acc, data, f, region_end, line_base, ctx, fast_min_group)
-            else:
-                lines = fast_region(acc, data, f, region_end, line_base, ctx, fast_min_group)
-        else:
-            lines = scalar_region(acc, data, f, region_end, line_base, ctx)
-    if region_end < n:
-        if chunk.end >= object_size:
-            scalar_row(acc, data[region_end:], region_end, lines, ctx)
-        else:
-            row, too_long = _read_last_row(data, region_end, chunk, object_size, read_tail, ctx.max_row)
-            scalar_row(acc, row, region_end, lines, ctx, too_long=too_long)
-    return acc.result()
