@@ -8,10 +8,12 @@ WEB_DEPS := web/node_modules/.installed
 WEB_DIST := web/dist/index.html
 WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/package.json web/vite.config.ts web/tsconfig.json
 PACKAGE_DIR := build/chalice
+# x86_64 or arm64 (`make package LAMBDA_ARCH=arm64` needs Debian's gcc-aarch64-linux-gnu on x86_64).
+LAMBDA_ARCH ?= x86_64
 # The compiled row kernel (upflow/core/scan.c, loaded through ctypes; see docs/processing.md).
 KERNEL := upflow/core/_scan.so
 
-.PHONY: dev test lint typecheck pytest web-test web package chromium kernel bench-upload bench-processor bench-browser bench-browser-ceiling bench-progress-paint clean
+.PHONY: dev test lint typecheck pytest web-test web package chromium kernel bench-upload bench-processor bench-browser clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -58,8 +60,9 @@ pytest: $(INSTALLED) $(KERNEL) $(WEB_DIST) chromium
 
 test: lint typecheck web-test pytest
 
+# Lambda architecture of the zip (functions and row kernel): the stack's upflow:lambdaArchitecture.
 package: $(INSTALLED)
-	$(BIN)/python -m upflow.build $(PACKAGE_DIR)
+	$(BIN)/python -m upflow.build $(PACKAGE_DIR) --architecture $(LAMBDA_ARCH)
 
 bench-upload: $(INSTALLED)
 	$(BIN)/python bench/upload.py
@@ -69,12 +72,6 @@ bench-processor: $(INSTALLED) $(KERNEL)
 
 bench-browser: $(INSTALLED) $(WEB_DIST) chromium
 	$(BIN)/python bench/browser_upload.py
-
-bench-browser-ceiling: $(INSTALLED) chromium
-	$(BIN)/python bench/browser_ceiling.py
-
-bench-progress-paint: $(INSTALLED) chromium
-	$(BIN)/python bench/progress_paint.py
 
 clean:
 	rm -rf build api/vendor web/dist .pytest_cache .mypy_cache .ruff_cache $(KERNEL)

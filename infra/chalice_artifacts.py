@@ -6,6 +6,11 @@ and architecture, and the API's swagger body (Chalice routes by resource path, s
 its own swagger is the API). Everything else (roles, queues, event sources,
 sizing) is the program's. The template's SQS event sources and its single
 ``DefaultRole`` are deliberately ignored.
+
+The build's architecture is read twice: from the template (Chalice's
+``lambda_architecture``) and from the ELF header of the compiled row kernel inside
+the zip. They must agree, and :func:`require_architecture` refuses a build that is
+not for the stack's ``upflow:lambdaArchitecture``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,7 @@ from typing import Any
 
 import pulumi
 
+from upflow.build import KERNEL_ENTRY, elf_architecture
 from upflow.definition import API_HANDLER, FUNCTIONS
 
 TEMPLATE_NAME = "sam.json"
@@ -62,6 +69,7 @@ class ChaliceArtifacts:
     swagger: Mapping[str, Any]  # the API definition body, still with CloudFormation intrinsics
     stage_name: str
     endpoint_type: str
+    architecture: str  # what the functions and the row kernel in the zip were built for
 
 
 def _missing(what: str, build_dir: Path) -> ArtifactError:
@@ -102,6 +110,12 @@ def parse_template(template: Mapping[str, Any], build_dir: Path) -> ChaliceArtif
             f"missing {sorted(expected - found)}, unexpected {sorted(found - expected)}. "
             f"Rebuild with `{PACKAGE_COMMAND}` after checking api/app.py's handler names."
         )
+    architectures = {arch for function in functions.values() for arch in function.architectures}
+    if len(architectures) != 1:
+        raise ArtifactError(
+            f"the Chalice template in {build_dir} mixes architectures {sorted(architectures)}: "
+            f"rebuild with `{PACKAGE_COMMAND}`"
+        )
     rest_api = resources.get(REST_API_LOGICAL_ID)
     if rest_api is None:
         raise ArtifactError(f"the Chalice template in {build_dir} has no {REST_API_LOGICAL_ID}")
@@ -113,7 +127,37 @@ def parse_template(template: Mapping[str, Any], build_dir: Path) -> ChaliceArtif
         swagger=props["DefinitionBody"],
         stage_name=props.get("StageName", "api"),
         endpoint_type=props.get("EndpointConfiguration", "EDGE"),
+        architecture=architectures.pop(),
     )
+
+
+def kernel_architecture(zip_path: Path) -> str | None:
+    """The architecture of the row kernel in the zip (None: not an x86_64/arm64 ELF library)."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive, archive.open(KERNEL_ENTRY) as library:
+            return elf_architecture(library.read(20))
+    except KeyError:
+        raise ArtifactError(
+            f"{zip_path} holds no compiled row kernel ({KERNEL_ENTRY}): rebuild with `{PACKAGE_COMMAND}`"
+        ) from None
+    except zipfile.BadZipFile as error:
+        raise ArtifactError(f"{zip_path} is not a zip ({error}): rebuild with `{PACKAGE_COMMAND}`") from None
+
+
+def require_architecture(artifacts: ChaliceArtifacts, expected: str) -> None:
+    """Refuse a build that is not for ``expected`` (the stack's ``upflow:lambdaArchitecture``)."""
+    kernel = kernel_architecture(artifacts.zip_path)
+    if kernel != artifacts.architecture:
+        raise ArtifactError(
+            f"{artifacts.zip_path}: the template is for {artifacts.architecture} but its row kernel "
+            f"({KERNEL_ENTRY}) is for {kernel}: rebuild with `{PACKAGE_COMMAND}`"
+        )
+    if artifacts.architecture != expected:
+        raise ArtifactError(
+            f"the package in {artifacts.build_dir} was built for {artifacts.architecture}, but "
+            f"upflow:lambdaArchitecture is {expected}: rebuild it with "
+            f"`{PACKAGE_COMMAND} LAMBDA_ARCH={expected}` (or set the key to {artifacts.architecture})"
+        )
 
 
 def read_artifacts(build_dir: Path) -> ChaliceArtifacts:

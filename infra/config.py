@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pulumi
 
+from upflow.build import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from upflow.definition import (
     API_HANDLER,
     CHUNK_HANDLER,
@@ -49,6 +50,7 @@ CONFIG_KEYS = (
         for prefix in FUNCTION_CONFIG_PREFIX.values()
         for field in ("MemoryMb", "TimeoutSeconds")
     ),
+    "lambdaArchitecture",
     "logRetentionDays",
     "forceDestroyUploads",
     "buildDir",
@@ -74,6 +76,8 @@ class StackConfig:
     functions: Mapping[str, FunctionSpec] = field(default_factory=lambda: dict(FUNCTIONS))
     # None: the CloudFront URL of the site (https://<id>.cloudfront.net).
     web_origin: str | None = None
+    # The functions' instruction set; `make package` must have built the zip for it.
+    architecture: str = DEFAULT_ARCHITECTURE
     log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
     force_destroy_uploads: bool = False
     build_dir: Path = DEFAULT_BUILD_DIR
@@ -115,6 +119,10 @@ def validate(config: StackConfig) -> None:
             raise ConfigError(f"{label} must be within 1..{SQS_MAX_BATCH_SIZE}")
     if config.limits.lifecycle_days < 1:
         raise ConfigError("lifecycleDays must be at least 1")
+    if config.architecture not in ARCHITECTURES:
+        raise ConfigError(
+            f"lambdaArchitecture {config.architecture!r} is not one of {', '.join(ARCHITECTURES)}"
+        )
 
 
 def visibility_timeout(consumer: FunctionSpec) -> int:
@@ -155,6 +163,7 @@ def load_config(stack: str | None = None) -> StackConfig:
         limits=limits,
         functions=functions,
         web_origin=config.get("webOrigin") or None,
+        architecture=config.get("lambdaArchitecture") or DEFAULT_ARCHITECTURE,
         log_retention_days=config.get_int("logRetentionDays") or DEFAULT_LOG_RETENTION_DAYS,
         force_destroy_uploads=config.get_bool("forceDestroyUploads") or False,
         build_dir=_path(config.get("buildDir"), DEFAULT_BUILD_DIR),

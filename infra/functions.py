@@ -113,7 +113,7 @@ def create_functions(
             code=code,
             handler=template.handler,
             runtime=template.runtime,
-            architectures=list(template.architectures),
+            architectures=[config.architecture],
             memory_size=spec.memory_mb,
             timeout=spec.timeout_seconds,
             environment={"variables": env},

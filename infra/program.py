@@ -6,7 +6,7 @@ import pulumi
 
 from infra import policies
 from infra.api_gateway import create_rest_api
-from infra.chalice_artifacts import read_artifacts
+from infra.chalice_artifacts import read_artifacts, require_architecture
 from infra.config import StackConfig
 from infra.events import route_object_created
 from infra.functions import consumers, create_event_source_mappings, create_functions
@@ -21,6 +21,7 @@ def define(config: StackConfig) -> dict[str, pulumi.Output[str]]:
     """Declare every resource of one stack; return the stack outputs (not yet exported)."""
     # Check the build artifacts first, so a missing `make package`/`make web` stops everything.
     artifacts = read_artifacts(config.build_dir)
+    require_architecture(artifacts, config.architecture)
     files = site_files(config.web_dist)
     names, limits = config.names, config.limits
 

@@ -1,13 +1,15 @@
 """Fixtures for the Pulumi program's tests: a real (stub-app) Chalice build, a fake web
 build, and a runner that executes ``infra.program.define`` under ``pulumi.runtime.set_mocks``.
 
-Nothing here needs the network, an AWS account or the Pulumi CLI.
+Nothing here needs the network, an AWS account or the Pulumi CLI (gcc builds the stub's kernel).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,8 +85,55 @@ def stub_api(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def chalice_build(stub_api: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """sam.json + deployment.zip, made by upflow.build's own `chalice package` step."""
-    return build.package(tmp_path_factory.mktemp("chalice-build"), api_dir=stub_api, packages=())
+    """sam.json + deployment.zip (x86_64), made by upflow.build's own `chalice package` step.
+
+    No repo module is vendored (the stub imports none); the row kernel is, as infra checks it.
+    """
+    return build.package(tmp_path_factory.mktemp("chalice-build"), api_dir=stub_api, shipped=())
+
+
+# e_machine of each architecture, at offset 18 of an ELF header (little-endian).
+def elf_header(arch: str) -> bytes:
+    machine = build.ARCHITECTURES[arch].elf_machine
+    return b"\x7fELF\x02\x01\x01" + bytes(11) + machine.to_bytes(2, "little") + bytes(44)
+
+
+def retarget(source: Path, dest: Path, *, template: str | None = None, kernel: str | None = None) -> Path:
+    """A copy of the build in ``source`` whose template and/or row kernel claim another architecture.
+
+    ``kernel="none"`` drops the kernel from the zip. Saves needing a cross compiler in infra tests.
+    """
+    shutil.copytree(source, dest)
+    if template is not None:
+        sam = json.loads((dest / build.TEMPLATE_NAME).read_text())
+        for resource in sam["Resources"].values():
+            if resource["Type"] == "AWS::Serverless::Function":
+                resource["Properties"]["Architectures"] = [template]
+        (dest / build.TEMPLATE_NAME).write_text(json.dumps(sam))
+    if kernel is not None:
+        with (
+            zipfile.ZipFile(source / build.ZIP_NAME) as old,
+            zipfile.ZipFile(dest / build.ZIP_NAME, "w") as new,
+        ):
+            for info in old.infolist():
+                if info.filename != build.KERNEL_ENTRY:
+                    new.writestr(info, old.read(info))
+            if kernel != "none":
+                new.writestr(build.KERNEL_ENTRY, elf_header(kernel))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def retargeted() -> Callable[..., Path]:
+    """:func:`retarget`, for the tests (a conftest is not importable by name)."""
+    return retarget
+
+
+@pytest.fixture(scope="session")
+def arm64_build(chalice_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stub build as `make package LAMBDA_ARCH=arm64` would make it (template and kernel arm64)."""
+    dest = tmp_path_factory.mktemp("arm64") / "build"
+    return retarget(chalice_build, dest, template="arm64", kernel="arm64")
 
 
 @pytest.fixture(scope="session")

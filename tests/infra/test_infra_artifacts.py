@@ -11,8 +11,10 @@ import pytest
 from infra.chalice_artifacts import (
     ArtifactError,
     handler_name,
+    kernel_architecture,
     parse_template,
     read_artifacts,
+    require_architecture,
     rewrite_swagger,
     swagger_json,
 )
@@ -40,6 +42,7 @@ def test_one_function_per_definition_handler(chalice_build):
     for function in artifacts.functions.values():
         assert function.runtime in ("python3.11", "python3.12")
         assert function.architectures == ("x86_64",)
+    assert artifacts.architecture == "x86_64"
     assert artifacts.stage_name == "api"
     assert artifacts.zip_path == chalice_build / "deployment.zip"
 
@@ -124,3 +127,44 @@ def test_swagger_rewrite_sets_the_preflight_origin(chalice_build):
         if method == "options"
     ]
     assert origins and set(origins) == {"'https://web.example'"}
+
+
+# --- the build's architecture --------------------------------------------------------
+
+
+def test_the_kernel_in_the_zip_says_its_architecture(chalice_build, arm64_build):
+    assert kernel_architecture(chalice_build / "deployment.zip") == "x86_64"  # compiled by gcc
+    assert kernel_architecture(arm64_build / "deployment.zip") == "arm64"
+
+
+def test_a_build_for_the_stacks_architecture_is_accepted(chalice_build, arm64_build):
+    require_architecture(read_artifacts(chalice_build), "x86_64")
+    arm = read_artifacts(arm64_build)
+    assert arm.architecture == "arm64"
+    require_architecture(arm, "arm64")
+
+
+@pytest.mark.parametrize(("build", "stack"), [("chalice_build", "arm64"), ("arm64_build", "x86_64")])
+def test_a_build_for_another_architecture_is_refused(request, build, stack):
+    artifacts = read_artifacts(request.getfixturevalue(build))
+    with pytest.raises(ArtifactError, match=rf"upflow:lambdaArchitecture is {stack}: .*LAMBDA_ARCH={stack}"):
+        require_architecture(artifacts, stack)
+
+
+def test_a_template_and_kernel_that_disagree_are_refused(chalice_build, retargeted, tmp_path):
+    mixed = retargeted(chalice_build, tmp_path / "build", template="arm64")  # kernel still x86_64
+    with pytest.raises(ArtifactError, match="template is for arm64 but its row kernel"):
+        require_architecture(read_artifacts(mixed), "arm64")
+
+
+def test_a_zip_without_the_kernel_is_refused(chalice_build, retargeted, tmp_path):
+    bare = retargeted(chalice_build, tmp_path / "build", kernel="none")
+    with pytest.raises(ArtifactError, match=r"no compiled row kernel \(upflow/core/_scan.so\)"):
+        require_architecture(read_artifacts(bare), "x86_64")
+
+
+def test_a_template_mixing_architectures_is_refused(chalice_build):
+    template = json.loads((chalice_build / "sam.json").read_text())
+    template["Resources"]["PlanObject"]["Properties"]["Architectures"] = ["arm64"]
+    with pytest.raises(ArtifactError, match=r"mixes architectures \['arm64', 'x86_64'\]"):
+        parse_template(template, chalice_build)

@@ -79,6 +79,7 @@ def test_example_values_are_applied(stack_config):
     assert config.functions[CHUNK_HANDLER].timeout_seconds == int(values["processorTimeoutSeconds"])
     assert config.log_retention_days == int(values["logRetentionDays"])
     assert config.force_destroy_uploads is False
+    assert config.architecture == values["lambdaArchitecture"] == "x86_64"
     assert isinstance(config.token_secret, pulumi.Output)
 
 
@@ -105,6 +106,7 @@ def test_defaults_come_from_definition(stack_config):
     assert config.limits == Limits()
     assert dict(config.functions) == dict(FUNCTIONS)
     assert config.web_origin is None
+    assert config.architecture == "x86_64"
     assert (config.build_dir, config.web_dist) == (DEFAULT_BUILD_DIR, DEFAULT_WEB_DIST)
 
 
@@ -117,8 +119,10 @@ def test_overrides(stack_config):
             "webDist": "/srv/dist",
             "plannerTimeoutSeconds": "60",
             "forceDestroyUploads": "true",
+            "lambdaArchitecture": "arm64",
         }
     )
+    assert config.architecture == "arm64"
     assert config.web_origin == "*"
     assert config.build_dir == REPO_ROOT / "out" / "pkg"
     assert config.web_dist == Path("/srv/dist")
@@ -137,6 +141,7 @@ def test_token_secret_is_required(stack_config):
         ("apiTimeoutSeconds", "60", "API Gateway"),
         ("processorTimeoutSeconds", "9000", "visibility"),
         ("chunkBatchSize", "20000", "chunkBatchSize"),
+        ("lambdaArchitecture", "aarch64", "lambdaArchitecture 'aarch64' is not one of x86_64, arm64"),
     ],
 )
 def test_out_of_range_values_are_refused(stack_config, key, value, message):
