@@ -18,8 +18,9 @@ from chalice.app import Chalice, CORSConfig, Request, Response, SQSEvent
 from processor.batch import run_batch
 from processor.planner import plan_message
 from processor.service import ProcessingService
-from processor.worker import process_message
+from processor.work import handle_work
 from upflow.definition import CHUNK_HANDLER, PLANNER_HANDLER, Limits, names_for
+from upflow.server.results import ResultsService
 from upflow.server.uploads import ApiError
 from upflow.server.wiring import services_from_env
 
@@ -155,6 +156,21 @@ def error_report(upload_id: str) -> Response:
     return _handle(view)
 
 
+@app.route("/uploads/{upload_id}/results", methods=["GET"])
+def upload_results(upload_id: str) -> Response:
+    """A page of the upload's totals per document (``?cursor=…&limit=…``) and the CSV's link."""
+
+    def view() -> Any:
+        _authorized(upload_id)
+        services = services_from_env()
+        query = _request().query_params
+        cursor, limit = (None, None) if query is None else (query.get("cursor"), query.get("limit"))
+        results = ResultsService(services.config, services.store, services.results, services.uploads)
+        return results.page(upload_id, cursor, limit)
+
+    return _handle(view)
+
+
 @app.route("/uploads/{upload_id}/retry", methods=["POST"])
 def retry_upload(upload_id: str) -> Response:
     def view() -> Any:
@@ -198,4 +214,4 @@ def plan_object(event: SQSEvent) -> dict[str, Any]:
 )
 def process_chunks(event: SQSEvent) -> dict[str, Any]:
     services = services_from_env()
-    return run_batch(services, event.to_dict()["Records"], lambda record: process_message(services, record))
+    return run_batch(services, event.to_dict()["Records"], lambda record: handle_work(services, record))

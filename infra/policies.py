@@ -15,8 +15,10 @@ from upflow.definition import (
     API_HANDLER,
     CHUNK_ERRORS_PREFIX,
     CHUNK_HANDLER,
+    PARTIALS_PREFIX,
     PLANNER_HANDLER,
     REPORTS_PREFIX,
+    RESULTS_PREFIX,
     UPLOADS_PREFIX,
 )
 
@@ -105,10 +107,30 @@ def api_policy(
 ) -> PolicyDocument:
     return document(
         _allow(API_S3_OBJECT_ACTIONS, objects(bucket_arn, UPLOADS_PREFIX, REPORTS_PREFIX), "Uploads"),
+        # GET /uploads/{id}/results presigns a GET of the totals CSV: the link carries these rights.
+        _allow(["s3:GetObject"], objects(bucket_arn, RESULTS_PREFIX), "ReadResults"),
         _allow([S3_LIST_BUCKET], [bucket_arn], "ListUploadsBucket"),
         _allow(API_DYNAMODB_ACTIONS, [status_table_arn, results_table_arn], "Tables"),
         _allow(SQS_SEND_ACTIONS, [chunks_queue_arn], "RequeueChunks"),
     )
+
+
+def _pipeline_objects(bucket_arn: str) -> list[Statement]:
+    """What whoever runs ``processor.finalize.advance`` touches in S3: a worker or a reducer,
+    and the planner too (after its last page it may start the reduce or finalise)."""
+    return [
+        _allow(
+            ["s3:GetObject"],
+            objects(bucket_arn, UPLOADS_PREFIX, CHUNK_ERRORS_PREFIX, PARTIALS_PREFIX, RESULTS_PREFIX),
+            "ReadObjects",
+        ),
+        _allow(
+            ["s3:PutObject"],
+            objects(bucket_arn, CHUNK_ERRORS_PREFIX, PARTIALS_PREFIX, RESULTS_PREFIX, REPORTS_PREFIX),
+            "WriteOutputs",
+        ),
+        _allow([S3_LIST_BUCKET], [bucket_arn], "ListUploadsBucket"),
+    ]
 
 
 def planner_policy(
@@ -119,8 +141,7 @@ def planner_policy(
     chunks_queue_arn: str,
 ) -> PolicyDocument:
     return document(
-        _allow(["s3:GetObject"], objects(bucket_arn, UPLOADS_PREFIX), "ReadUploads"),
-        _allow([S3_LIST_BUCKET], [bucket_arn], "ListUploadsBucket"),
+        *_pipeline_objects(bucket_arn),
         _allow(PLANNER_DYNAMODB_ACTIONS, [status_table_arn, results_table_arn], "Tables"),
         _allow(SQS_SEND_ACTIONS, [events_queue_arn, chunks_queue_arn], "SendEventsAndChunks"),
         _allow(SQS_CONSUME_ACTIONS, [events_queue_arn], "ConsumeEvents"),
@@ -131,14 +152,10 @@ def processor_policy(
     bucket_arn: str, status_table_arn: str, results_table_arn: str, chunks_queue_arn: str
 ) -> PolicyDocument:
     return document(
-        _allow(
-            ["s3:GetObject"],
-            objects(bucket_arn, UPLOADS_PREFIX, CHUNK_ERRORS_PREFIX, REPORTS_PREFIX),
-            "ReadObjects",
-        ),
-        _allow(["s3:PutObject"], objects(bucket_arn, CHUNK_ERRORS_PREFIX, REPORTS_PREFIX), "WriteErrors"),
-        _allow([S3_LIST_BUCKET], [bucket_arn], "ListUploadsBucket"),
+        *_pipeline_objects(bucket_arn),
         _allow(PROCESSOR_DYNAMODB_ACTIONS, [status_table_arn, results_table_arn], "Tables"),
+        # The reduce tasks (and re-parses) go on the chunks queue the processor consumes.
+        _allow(SQS_SEND_ACTIONS, [chunks_queue_arn], "SendWork"),
         _allow(SQS_CONSUME_ACTIONS, [chunks_queue_arn], "ConsumeChunks"),
     )
 

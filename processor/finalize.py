@@ -1,65 +1,189 @@
-"""Finalisation: the error report with file line numbers, and the final status."""
+"""What comes after the work: the reduce plan, the error report, the totals and the final status.
+
+:func:`advance` is the one driver of an upload from "every chunk mapped" to its final
+status. Whoever finishes a piece of work calls it — a worker after its chunk (also for
+a redelivered message of a chunk already done), a reducer after its shard, the planner
+after its last page — and it is idempotent: every step is a conditional write, so two
+callers racing, or one re-driven after a crash at any instant, reach the same state once.
+"""
 
 from __future__ import annotations
 
+import heapq
 import io
 import logging
+import struct
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
-from processor.model import chunk_errors_key, chunk_items, report_key
-from upflow.aws.dynamo import ConditionFailed, Update
+from processor.model import (
+    chunk_errors_key,
+    chunk_items,
+    reduce_message,
+    report_key,
+    shard_csv_key,
+    shard_items,
+    shard_key,
+    totals_key,
+)
+from upflow.aws.dynamo import ConditionFailed, Item, Update
+from upflow.core.consolidation import estimate_distinct, merge_sketches, plan_shards, shard_count_for
 from upflow.core.report import decode_chunk_errors, write_report
-from upflow.core.rows import RowError
-from upflow.server.uploads import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING, iso, upload_key
+from upflow.core.rules import RowError
+from upflow.server.states import (
+    COMPLETED,
+    COMPLETED_WITH_ERRORS,
+    FAILED,
+    PROCESSING,
+    REDUCING,
+    SHARD,
+    UPLOAD,
+)
+from upflow.server.uploads import iso, upload_key
 from upflow.server.wiring import Services
 
 log = logging.getLogger("upflow.finalize")
+TOTALS_HEADER = b"document,type,rows,amount\n"
+UTF8_BOM = b"\xef\xbb\xbf"
+TOP_DOCUMENTS = 10
+_SKETCH_VALUE = struct.Struct(">Q")
+
+
+def encode_sketch(sketch: Sequence[int]) -> bytes:
+    """A chunk's document sketch as a binary attribute of its item."""
+    return b"".join(_SKETCH_VALUE.pack(value) for value in sketch)
+
+
+def decode_sketch(raw: Any) -> tuple[int, ...]:
+    data = bytes(getattr(raw, "value", raw))
+    return tuple(value for (value,) in _SKETCH_VALUE.iter_unpack(data))
 
 
 def fail_upload(
     services: Services, upload_id: str, code: str, message: str, from_states: Sequence[str]
 ) -> None:
-    values = {f":s{position}": state for position, state in enumerate(from_states)}
+    guard = UPLOAD.condition(to=FAILED, from_=from_states)
     try:
         services.status.update(
             upload_key(upload_id),
-            Update(
-                set={
-                    "status": FAILED,
-                    "error_code": code,
-                    "error_message": message,
-                    "updated_at": iso(time.time()),
-                },
-                condition=f"#s IN ({', '.join(values)})",
-                condition_names={"#s": "status"},
-                condition_values=values,
-            ),
+            guard.update(set={"error_code": code, "error_message": message, "updated_at": iso(time.time())}),
         )
     except ConditionFailed:
         log.info("upload %s already left %s; not marking it failed", upload_id, from_states)
 
 
-def maybe_finalize(services: Services, upload_id: str) -> None:
-    """Set the final status once every chunk has ended (whoever gets here last)."""
+def advance(services: Services, upload_id: str) -> None:
+    """Take the upload one step on from the work that has ended (no-op when nothing has)."""
     item = services.status.get(upload_key(upload_id))
     if item is None or "chunk_total" not in item:
         return
+    if "shard_total" not in item:
+        if item["status"] in (PROCESSING, FAILED):
+            _after_map(services, upload_id, item)
+    elif item["status"] in (REDUCING, FAILED):
+        _after_reduce(services, upload_id, item)
+
+
+def _after_map(services: Services, upload_id: str, item: Item) -> None:
     total = int(item["chunk_total"])
     done, failed = int(item.get("chunks_done", 0)), int(item.get("chunks_failed", 0))
     if int(item.get("plan_next", 0)) < total:
-        return
+        return  # the planner has not written every chunk yet
     if done == total:
-        _finalize_success(services, upload_id, item)
-    elif done + failed == total and failed:
+        _plan_reduce(services, upload_id)
+    elif done + failed == total and failed and item["status"] == PROCESSING:
         fail_upload(
             services,
             upload_id,
             "chunks_failed",
             f"{failed} of {total} chunks failed after retries; POST /uploads/{upload_id}/retry re-runs them",
             from_states=(PROCESSING,),
+        )
+
+
+def _plan_reduce(services: Services, upload_id: str) -> None:
+    """Every chunk is mapped: choose R from the chunks' sketches and start R reducers."""
+    limits = services.config.limits
+    sketches: list[tuple[int, ...]] = []
+    partial_records = 0
+    for chunk in chunk_items(services.status, upload_id, projection=("documents", "sketch")):
+        partial_records += int(chunk.get("documents", 0))
+        if "sketch" in chunk:
+            sketches.append(decode_sketch(chunk["sketch"]))
+    shard_total = shard_count_for(
+        estimate_distinct(merge_sketches(sketches)),
+        partial_records,
+        limits.documents_per_shard,
+        limits.partial_records_per_shard,
+    )
+    try:
+        services.status.update(
+            upload_key(upload_id),
+            UPLOAD.condition(to=REDUCING, from_=(PROCESSING, FAILED))
+            .and_("chunks_done = chunk_total AND attribute_not_exists(shard_total)")
+            .update(
+                set={"shard_total": shard_total, "reduce_next": 0, "updated_at": iso(time.time())},
+                set_if_missing={"shards_done": 0, "shards_failed": 0},
+                remove=("error_code", "error_message"),
+            ),
+        )
+    except ConditionFailed:
+        pass  # another caller planned it (maybe with another estimate): its plan stands
+    item = services.status.get(upload_key(upload_id))
+    if item is not None and "shard_total" in item:
+        _start_shards(services, upload_id, item)
+
+
+def _start_shards(services: Services, upload_id: str, item: Item) -> None:
+    """Write the shard items and send their messages, once (re-driven if a caller died midway)."""
+    shard_total = int(item["shard_total"])
+    if int(item.get("reduce_next", 0)) >= shard_total:
+        return
+    for shard in plan_shards(shard_total):
+        services.status.put_new(
+            {
+                **shard_key(upload_id, shard.index),
+                "upload_id": upload_id,
+                "index": shard.index,
+                "first_bucket": shard.first_bucket,
+                "end_bucket": shard.end_bucket,
+                "status": SHARD.initial,
+                "attempts": 0,
+            },
+            key_attr="pk",
+        )
+    services.chunks.send_json([reduce_message(upload_id, index) for index in range(shard_total)])
+    try:
+        services.status.update(
+            upload_key(upload_id),
+            Update(
+                set={"reduce_next": shard_total},
+                condition="reduce_next < :total",
+                condition_values={":total": shard_total},
+            ),
+        )
+    except ConditionFailed:
+        pass
+
+
+def _after_reduce(services: Services, upload_id: str, item: Item) -> None:
+    total = int(item["shard_total"])
+    done, failed = int(item.get("shards_done", 0)), int(item.get("shards_failed", 0))
+    if int(item.get("reduce_next", 0)) < total:
+        _start_shards(services, upload_id, item)
+    elif done == total:
+        _finalize_success(services, upload_id, item)
+    elif done + failed == total and failed and item["status"] == REDUCING:
+        fail_upload(
+            services,
+            upload_id,
+            "shards_failed",
+            f"{failed} of {total} reduce shards failed after retries; "
+            f"POST /uploads/{upload_id}/retry re-runs them",
+            from_states=(REDUCING,),
         )
 
 
@@ -107,22 +231,44 @@ def _finalize_success(services: Services, upload_id: str, item: dict[str, Any]) 
         text.detach()  # hand the bytes back to `raw` without closing it
         raw.seek(0)
         services.store.upload_file(key, raw, content_type="text/csv")
+    documents_total, top_documents = _write_totals(services, upload_id, int(item["shard_total"]))
     status = COMPLETED_WITH_ERRORS if int(item.get("rows_invalid", 0)) else COMPLETED
     try:
         services.status.update(
             upload_key(upload_id),
-            Update(
+            UPLOAD.condition(to=status, from_=(REDUCING, FAILED))
+            .and_("shards_done = shard_total")
+            .update(
                 set={
-                    "status": status,
                     "report_key": key,
                     "first_errors": first_errors,
+                    "results_key": totals_key(upload_id),
+                    "documents_total": documents_total,
+                    "top_documents": top_documents,
                     "updated_at": iso(time.time()),
                 },
                 remove=("error_code", "error_message"),
-                condition="#s IN (:processing, :failed) AND chunks_done = chunk_total",
-                condition_names={"#s": "status"},
-                condition_values={":processing": PROCESSING, ":failed": FAILED},
             ),
         )
     except ConditionFailed:
-        log.info("upload %s was finalised by another worker", upload_id)
+        log.info("upload %s was finalised by another caller", upload_id)
+
+
+def _write_totals(services: Services, upload_id: str, shard_total: int) -> tuple[int, list[dict[str, Any]]]:
+    """Merge the shards' sorted CSVs into one sorted totals CSV (streamed: each shard is read
+    in pieces, never whole); answer the document count and the largest documents."""
+    documents_total = 0
+    top: list[dict[str, Any]] = []
+    for shard in shard_items(services.status, upload_id, projection=("documents", "top_documents")):
+        documents_total += int(shard.get("documents", 0))
+        top.extend(shard.get("top_documents", []))
+    top = heapq.nsmallest(TOP_DOCUMENTS, top, key=lambda d: (-Decimal(d["amount"]), str(d["document"])))
+    shards = [services.store.iter_lines(shard_csv_key(upload_id, index)) for index in range(shard_total)]
+    with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024) as raw:
+        raw.write(UTF8_BOM + TOTALS_HEADER)
+        # Lines start with the document and "," sorts before every document character,
+        # so line order is document order.
+        raw.writelines(heapq.merge(*shards))
+        raw.seek(0)
+        services.store.upload_file(totals_key(upload_id), raw, content_type="text/csv; charset=utf-8")
+    return documents_total, top

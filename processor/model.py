@@ -6,14 +6,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from upflow.aws.dynamo import Item, Table
-from upflow.definition import CHUNK_ERRORS_PREFIX, REPORTS_PREFIX
+from upflow.definition import CHUNK_ERRORS_PREFIX, PARTIALS_PREFIX, REPORTS_PREFIX, RESULTS_PREFIX
 from upflow.server.uploads import upload_pk
 
 CHUNK_PREFIX = "CHUNK#"
-PENDING = "pending"
-CHUNK_PROCESSING = "processing"
-CHUNK_COMPLETED = "completed"
-CHUNK_FAILED = "failed"
+SHARD_PREFIX = "SHARD#"
+# Item states and their transitions: upflow.server.states (CHUNK, SHARD).
 
 
 def chunk_sort_key(index: int) -> str:
@@ -42,6 +40,31 @@ def chunk_items(
     )
 
 
+def shard_key(upload_id: str, index: int) -> dict[str, str]:
+    return {"pk": upload_pk(upload_id), "sk": f"{SHARD_PREFIX}{index:04d}"}
+
+
+def shard_items(status: Table, upload_id: str, projection: Sequence[str]) -> Iterator[Item]:
+    """The upload's reduce shard items in shard order."""
+    return status.query(
+        "pk", upload_pk(upload_id), sort_name="sk", sort_prefix=SHARD_PREFIX, projection=projection
+    )
+
+
+def partial_key(upload_id: str, index: int) -> str:
+    """The chunk's partial totals (map output, ``upflow.core.consolidation``)."""
+    return f"{PARTIALS_PREFIX}{upload_id}/{index:06d}.bin"
+
+
+def shard_csv_key(upload_id: str, index: int) -> str:
+    return f"{RESULTS_PREFIX}{upload_id}/shards/{index:04d}.csv"
+
+
+def totals_key(upload_id: str) -> str:
+    """The merged, sorted totals CSV users download."""
+    return f"{RESULTS_PREFIX}{upload_id}/totals.csv"
+
+
 def chunk_errors_key(upload_id: str, index: int) -> str:
     return f"{CHUNK_ERRORS_PREFIX}{upload_id}/{index:06d}.csv"
 
@@ -52,6 +75,10 @@ def report_key(upload_id: str) -> str:
 
 def chunk_message(upload_id: str, index: int) -> dict[str, Any]:
     return {"type": "chunk", "upload_id": upload_id, "index": index}
+
+
+def reduce_message(upload_id: str, shard: int) -> dict[str, Any]:
+    return {"type": "reduce", "upload_id": upload_id, "shard": shard}
 
 
 def plan_page_message(upload_id: str, next_index: int) -> dict[str, Any]:

@@ -16,17 +16,20 @@ import time
 from typing import Any
 
 from processor.batch import Record, receive_count
-from processor.finalize import fail_upload
-from processor.model import PENDING, chunk_key, chunk_message, plan_page_message
+from processor.finalize import advance, fail_upload
+from processor.model import chunk_key, chunk_message, plan_page_message
 from upflow.aws.dynamo import ConditionFailed, Update
 from upflow.aws.s3 import NoSuchKey
 from upflow.core.chunking import chunk_count, chunk_size_for, plan_chunks
 from upflow.core.detect import FormatError, detect_format
 from upflow.core.naming import upload_id_from_key
-from upflow.server.uploads import PROCESSING, UPLOADED, UPLOADING, iso, upload_key
+from upflow.server.states import CHUNK, PROCESSING, UPLOAD, UPLOADED, UPLOADING
+from upflow.server.uploads import iso, upload_key
 from upflow.server.wiring import Services
 
 log = logging.getLogger("upflow.planner")
+# The upload states a plan starts from: the S3 event can arrive before the complete call answers.
+PLAN_FROM = (UPLOADING, UPLOADED)
 
 
 def plan_message(services: Services, record: Record) -> None:
@@ -78,7 +81,7 @@ def start_plan(services: Services, key: str) -> None:
         if int(item.get("plan_next", 0)) < int(item["chunk_total"]):
             write_plan_page(services, upload_id, int(item.get("plan_next", 0)))
         return
-    if item["status"] not in (UPLOADING, UPLOADED):
+    if item["status"] not in PLAN_FROM:
         log.info("upload %s is %s; not planning", upload_id, item["status"])
         return
     limits = services.config.limits
@@ -91,16 +94,17 @@ def start_plan(services: Services, key: str) -> None:
     try:
         file_format = detect_format(head, at_eof=size <= limits.sniff_bytes, limits=limits)
     except FormatError as error:
-        fail_upload(services, upload_id, error.code, error.message, from_states=(UPLOADING, UPLOADED))
+        fail_upload(services, upload_id, error.code, error.message, from_states=PLAN_FROM)
         return
     chunk_size = chunk_size_for(size, limits)
     total = chunk_count(size, chunk_size)
     try:
         services.status.update(
             upload_key(upload_id),
-            Update(
+            UPLOAD.condition(to=PROCESSING, from_=PLAN_FROM)
+            .and_("attribute_not_exists(chunk_total)")
+            .update(
                 set={
-                    "status": PROCESSING,
                     "object_size": size,
                     "format": file_format.to_json(),
                     "chunk_size": chunk_size,
@@ -109,9 +113,6 @@ def start_plan(services: Services, key: str) -> None:
                     "updated_at": iso(time.time()),
                 },
                 set_if_missing={"chunks_done": 0, "chunks_failed": 0},
-                condition="#s IN (:a, :b) AND attribute_not_exists(chunk_total)",
-                condition_names={"#s": "status"},
-                condition_values={":a": UPLOADING, ":b": UPLOADED},
             ),
         )
     except ConditionFailed:
@@ -140,7 +141,7 @@ def write_plan_page(services: Services, upload_id: str, first_index: int) -> Non
                 "index": chunk.index,
                 "start": chunk.start,
                 "end": chunk.end,
-                "status": PENDING,
+                "status": CHUNK.initial,
                 "attempts": 0,
             },
             key_attr="pk",
@@ -160,3 +161,7 @@ def write_plan_page(services: Services, upload_id: str, first_index: int) -> Non
         return
     if next_index < total:
         services.events.send_json([plan_page_message(upload_id, next_index)])
+    else:
+        # The last page's chunks may all have finished before plan_next said the plan was
+        # whole; their advance() calls then stopped short, so the planner checks too.
+        advance(services, upload_id)

@@ -3,14 +3,40 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from processor.model import CHUNK_FAILED, PENDING, chunk_items, chunk_key, chunk_message
-from upflow.aws.dynamo import TransactionCancelled, Update, transact
+from processor.model import chunk_items, chunk_key, chunk_message, reduce_message, shard_items, shard_key
+from upflow.aws.dynamo import Item, Table, TransactionCancelled, transact
 from upflow.core.checker import preview
 from upflow.core.detect import FormatError
-from upflow.server.uploads import FAILED, PROCESSING, ApiError, iso, upload_key
+from upflow.server.states import CHUNK, FAILED, PROCESSING, REDUCING, SHARD, UPLOAD, StateMachine
+from upflow.server.uploads import ApiError, iso, upload_key
 from upflow.server.wiring import Services
+
+
+@dataclass(frozen=True)
+class _RetryableWork:
+    """One kind of work item a retry can re-run, and the upload states around it."""
+
+    machine: StateMachine
+    items: Callable[[Table, str, Sequence[str]], Iterator[Item]]
+    key: Callable[[str, int], dict[str, str]]
+    message: Callable[[str, int], dict[str, Any]]
+    failed_counter: str
+    # The upload states a retry starts from (failed, or still running with some work failed)
+    # and the one it goes back to.
+    upload_from: tuple[str, ...]
+    upload_to: str
+
+
+_CHUNK_RETRY = _RetryableWork(
+    CHUNK, chunk_items, chunk_key, chunk_message, "chunks_failed", (FAILED, PROCESSING), PROCESSING
+)
+_SHARD_RETRY = _RetryableWork(
+    SHARD, shard_items, shard_key, reduce_message, "shards_failed", (FAILED, REDUCING), REDUCING
+)
 
 
 class ProcessingService:
@@ -34,17 +60,20 @@ class ProcessingService:
         }
 
     def retry(self, upload_id: str) -> dict[str, Any]:
-        """Re-enqueue every failed chunk; the upload goes back to ``processing``."""
+        """Re-enqueue every failed chunk (map) or, once the reduce has started, every failed
+        shard; the upload goes back to ``processing`` or ``reducing``."""
         item = self._services.uploads.load(upload_id)
-        if item["status"] not in (FAILED, PROCESSING) or "chunk_total" not in item:
+        reducing = "shard_total" in item
+        work = _SHARD_RETRY if reducing else _CHUNK_RETRY
+        if item["status"] not in work.upload_from or "chunk_total" not in item:
             raise ApiError(
-                409, "nothing_to_retry", f"upload {upload_id} is {item['status']}: no failed chunks to retry"
+                409, "nothing_to_retry", f"upload {upload_id} is {item['status']}: no failed work to retry"
             )
         status = self._services.status
         failed = [
-            int(chunk["index"])
-            for chunk in chunk_items(status, upload_id, projection=("index", "status"))
-            if chunk["status"] == CHUNK_FAILED
+            int(i["index"])
+            for i in work.items(status, upload_id, ("index", "status"))
+            if i["status"] == FAILED
         ]
         requeued: list[int] = []
         for index in failed:
@@ -53,21 +82,15 @@ class ProcessingService:
                     status.client,
                     [
                         status.tx_update(
-                            chunk_key(upload_id, index),
-                            Update(
-                                set={"status": PENDING, "updated_at": iso(time.time())},
-                                remove=("last_error",),
-                                condition="#s = :failed",
-                                condition_names={"#s": "status"},
-                                condition_values={":failed": CHUNK_FAILED},
+                            work.key(upload_id, index),
+                            work.machine.condition(to=work.machine.initial, from_=FAILED).update(
+                                set={"updated_at": iso(time.time())}, remove=("last_error",)
                             ),
                         ),
                         status.tx_update(
                             upload_key(upload_id),
-                            Update(
-                                set={"status": PROCESSING},
-                                add={"chunks_failed": -1},
-                                remove=("error_code", "error_message"),
+                            UPLOAD.condition(to=work.upload_to, from_=work.upload_from).update(
+                                add={work.failed_counter: -1}, remove=("error_code", "error_message")
                             ),
                         ),
                     ],
@@ -81,7 +104,7 @@ class ProcessingService:
                 "nothing_to_retry",
                 f"upload {upload_id} failed before chunking: {item.get('error_message', '')}",
             )
-        self._services.chunks.send_json([chunk_message(upload_id, index) for index in requeued])
+        self._services.chunks.send_json([work.message(upload_id, index) for index in requeued])
         return {"upload_id": upload_id, "requeued": len(requeued)}
 
     def preview(self, data: bytes, object_size: int | None = None) -> dict[str, Any]:

@@ -1,13 +1,13 @@
-"""The chunk worker: one chunk message → validated rows applied exactly once.
+"""The chunk worker (map): one chunk message → its rows validated, its totals in one partial.
 
 Steps (docs/design.md, "The chunk rule" and "Exactly-once effects"):
 1. read the chunk's raw range, publish its quote parity and newline count;
 2. learn the quote state at its start from the earlier chunks' parities;
 3. parse, validate and aggregate the rows it owns (pure ``upflow.core``);
-4. store its row errors in S3 (deterministic, so overwriting is harmless);
-5. apply per-document totals, each write guarded by the chunk's index on the item;
-6. flip the chunk to ``completed`` and add its summary to the upload in one transaction;
-7. finalise the upload when it was the last chunk.
+4. store its row errors and its per-document partial totals in S3 (each object a pure
+   function of the chunk's bytes: a redelivery overwrites them with the same bytes);
+5. flip the chunk to ``completed`` and add its summary to the upload in one transaction;
+6. ask :func:`processor.finalize.advance` what comes next (the reduce, once every chunk is in).
 """
 
 from __future__ import annotations
@@ -16,35 +16,26 @@ import json
 import logging
 import random
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 from processor.batch import Record, receive_count
-from processor.finalize import maybe_finalize
-from processor.model import (
-    CHUNK_COMPLETED,
-    CHUNK_FAILED,
-    CHUNK_PROCESSING,
-    chunk_errors_key,
-    chunk_items,
-    chunk_key,
-)
+from processor.finalize import advance, encode_sketch
+from processor.model import chunk_errors_key, chunk_items, chunk_key, partial_key
 from upflow.aws.dynamo import ConditionFailed, Item, TransactionCancelled, Update, transact
+from upflow.core.chunk import process_chunk
 from upflow.core.chunking import ChunkRange
+from upflow.core.consolidation import Partial, PartialRecord, encode_partial
 from upflow.core.csvscan import scan_range
 from upflow.core.detect import FileFormat
 from upflow.core.report import encode_chunk_errors
-from upflow.core.rows import DocumentTotal, RegionResult, process_chunk
+from upflow.core.rules import DocumentTotals, RegionResult
+from upflow.server.states import CHUNK, CHUNK_COMPLETED, CHUNK_FAILED, CHUNK_PENDING, CHUNK_PROCESSING
 from upflow.server.uploads import iso, upload_key
 from upflow.server.wiring import Services
 
 log = logging.getLogger("upflow.worker")
 _TRANSACTION_ATTEMPTS = 8
-_WRITE_THREADS = 16
-# Results item attribute: indexes of the chunks whose share is already added.
-APPLIED_CHUNKS = "applied_chunks"
 
 
 def process_message(services: Services, record: Record) -> None:
@@ -69,10 +60,23 @@ def process_chunk_once(services: Services, upload_id: str, index: int) -> None:
     if upload is None or chunk_item is None:
         raise RuntimeError(f"chunk {index} of upload {upload_id} is not planned")
     if chunk_item["status"] == CHUNK_COMPLETED:
-        return  # a duplicate delivery: the effects are already in
+        # A duplicate delivery: the effects are in. What follows them may not be (the
+        # caller that completed it may have died before advancing): re-check it.
+        advance(services, upload_id)
+        return
     _mark_processing(services, upload_id, index, chunk_item)
+    result, partial = map_chunk(services, upload_id, upload, chunk_item)
+    _complete(services, upload_id, index, result, partial)
+    advance(services, upload_id)
 
+
+def map_chunk(
+    services: Services, upload_id: str, upload: Item, chunk_item: Item
+) -> tuple[RegionResult, Partial]:
+    """The chunk's rows processed and its two objects (errors, partial) written: everything
+    but the status. Safe to repeat: the objects are pure functions of the chunk's bytes."""
     key = str(upload["key"])
+    index = int(chunk_item["index"])
     chunk = ChunkRange(index=index, start=int(chunk_item["start"]), end=int(chunk_item["end"]))
     data = services.store.read_range(key, chunk.start, chunk.end)
     if len(data) != chunk.end - chunk.start:
@@ -95,9 +99,15 @@ def process_chunk_once(services: Services, upload_id: str, index: int) -> None:
     del data
     if result.errors:
         services.store.put_bytes(chunk_errors_key(upload_id, index), encode_chunk_errors(result.errors))
-    _apply_totals(services, upload_id, index, result.totals)
-    _complete(services, upload_id, index, result)
-    maybe_finalize(services, upload_id)
+    partial = encode_partial(_records(result.totals))
+    services.store.put_bytes(
+        partial_key(upload_id, index), partial.data, content_type="application/octet-stream"
+    )
+    return result, partial
+
+
+def _records(totals: DocumentTotals) -> list[PartialRecord]:
+    return list(map(PartialRecord, totals.documents, totals.doc_types, totals.rows, totals.cents))
 
 
 def _mark_processing(services: Services, upload_id: str, index: int, chunk_item: Item) -> None:
@@ -110,12 +120,8 @@ def _mark_processing(services: Services, upload_id: str, index: int, chunk_item:
                 [
                     services.status.tx_update(
                         chunk_key(upload_id, index),
-                        Update(
-                            set={"status": CHUNK_PROCESSING, "updated_at": now},
-                            add={"attempts": 1},
-                            condition="#s = :failed",
-                            condition_names={"#s": "status"},
-                            condition_values={":failed": CHUNK_FAILED},
+                        CHUNK.condition(to=CHUNK_PROCESSING, from_=CHUNK_FAILED).update(
+                            set={"updated_at": now}, add={"attempts": 1}
                         ),
                     ),
                     services.status.tx_update(upload_key(upload_id), Update(add={"chunks_failed": -1})),
@@ -127,12 +133,8 @@ def _mark_processing(services: Services, upload_id: str, index: int, chunk_item:
     try:
         services.status.update(
             chunk_key(upload_id, index),
-            Update(
-                set={"status": CHUNK_PROCESSING, "updated_at": now},
-                add={"attempts": 1},
-                condition="#s IN (:pending, :processing)",
-                condition_names={"#s": "status"},
-                condition_values={":pending": "pending", ":processing": CHUNK_PROCESSING},
+            CHUNK.condition(to=CHUNK_PROCESSING, from_=(CHUNK_PENDING, CHUNK_PROCESSING)).update(
+                set={"updated_at": now}, add={"attempts": 1}
             ),
         )
     except ConditionFailed:
@@ -186,37 +188,6 @@ def _count_range(services: Services, key: str, start: int, end: int) -> tuple[in
     return quotes % 2, newlines
 
 
-def _apply_totals(services: Services, upload_id: str, index: int, totals: Sequence[DocumentTotal]) -> None:
-    """Add this chunk's share to each document's item, once.
-
-    Each document item keeps the set of chunk indexes already added to it
-    (``applied_chunks``); the update adds the counts *and* the index under the
-    condition that the index is not there yet. A redelivered or raced chunk
-    finds its index present and adds nothing. Single-item conditional writes
-    (run in parallel) cost half a transaction's capacity and never conflict
-    with another chunk's writes to the same hot document.
-    """
-
-    def apply(total: DocumentTotal) -> None:
-        try:
-            services.results.update(
-                {"upload_id": upload_id, "document": total.document},
-                Update(
-                    set={"doc_type": total.doc_type},
-                    add={"rows": total.rows, "amount": total.amount, APPLIED_CHUNKS: {index}},
-                    condition="NOT contains(#applied, :chunk)",
-                    condition_names={"#applied": APPLIED_CHUNKS},
-                    condition_values={":chunk": index},
-                ),
-            )
-        except ConditionFailed:
-            pass  # this chunk's share is already in
-
-    with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
-        for _ in pool.map(apply, totals):
-            pass
-
-
 def _transact_guarded(services: Services, operations: list[dict[str, Any]]) -> bool:
     """Run a transaction; False when its first (guard) condition says it already happened."""
     for attempt in range(_TRANSACTION_ATTEMPTS):
@@ -232,7 +203,7 @@ def _transact_guarded(services: Services, operations: list[dict[str, Any]]) -> b
     raise RuntimeError("transaction kept conflicting")
 
 
-def _complete(services: Services, upload_id: str, index: int, result: RegionResult) -> None:
+def _complete(services: Services, upload_id: str, index: int, result: RegionResult, partial: Partial) -> None:
     error_counts = {f"err_{code}": count for code, count in result.errors_by_code.items() if count}
     counts: dict[str, int | Decimal] = {
         "rows_total": result.rows_total,
@@ -244,16 +215,14 @@ def _complete(services: Services, upload_id: str, index: int, result: RegionResu
     operations = [
         services.status.tx_update(
             chunk_key(upload_id, index),
-            Update(
+            CHUNK.condition(to=CHUNK_COMPLETED, from_=CHUNK_PROCESSING).update(
                 set={
-                    "status": CHUNK_COMPLETED,
                     "updated_at": iso(time.time()),
                     "errors_count": len(result.errors),
+                    "documents": partial.documents,
+                    "sketch": encode_sketch(partial.sketch),
                     **counts,
-                },
-                condition="#s = :processing",
-                condition_names={"#s": "status"},
-                condition_values={":processing": CHUNK_PROCESSING},
+                }
             ),
         ),
         services.status.tx_update(
@@ -275,16 +244,13 @@ def _record_failure(services: Services, upload_id: str, index: int, error: Excep
             [
                 services.status.tx_update(
                     chunk_key(upload_id, index),
-                    Update(
-                        set={"status": CHUNK_FAILED, "last_error": message, "updated_at": iso(time.time())},
-                        condition="#s IN (:pending, :processing)",
-                        condition_names={"#s": "status"},
-                        condition_values={":pending": "pending", ":processing": CHUNK_PROCESSING},
+                    CHUNK.condition(to=CHUNK_FAILED, from_=(CHUNK_PENDING, CHUNK_PROCESSING)).update(
+                        set={"last_error": message, "updated_at": iso(time.time())}
                     ),
                 ),
                 services.status.tx_update(upload_key(upload_id), Update(add={"chunks_failed": 1})),
             ],
         )
-        maybe_finalize(services, upload_id)
+        advance(services, upload_id)
     except Exception:
         log.exception("could not record the failure of chunk %s of %s", index, upload_id)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import base64
+import random
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import requests
+
+from upflow.definition import RESULTS_PREFIX, results_partition
+from upflow.testing.documents import random_cnpj, random_cpf
 
 
 def crc32_b64(data: bytes) -> str:
@@ -93,3 +99,132 @@ class Api:
                 return dict(last)
             time.sleep(0.5)
         raise AssertionError(f"upload {upload_id} did not finish: {last}")
+
+
+@dataclass(frozen=True)
+class Total:
+    """One document's consolidated total, as a reducer writes it."""
+
+    document: str
+    doc_type: str
+    rows: int
+    amount: Decimal
+
+    def as_api(self) -> dict[str, Any]:
+        return {
+            "document": self.document,
+            "type": self.doc_type,
+            "rows": self.rows,
+            "amount": f"{self.amount:.2f}",
+        }
+
+
+def totals_csv(totals: Sequence[Total]) -> bytes:
+    """The merged results CSV: UTF-8 with BOM, header ``document,type,rows,amount``, by document."""
+    lines = ["document,type,rows,amount"]
+    lines += [
+        f"{t.document},{t.doc_type},{t.rows},{t.amount:.2f}" for t in sorted(totals, key=lambda t: t.document)
+    ]
+    return ("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def write_results(
+    dynamodb: Any,
+    s3: Any,
+    names: Any,
+    upload_id: str,
+    shards: Sequence[Sequence[Total]],
+    status: str = "completed",
+) -> bytes:
+    """Write an upload's results as the reducers do (docs/design.md): one results item per
+    document in its shard's partition, the merged CSV, and the upload item's result fields.
+    ``shards[i]`` are shard i's documents (any order; an empty one is allowed). Answers the CSV."""
+    everything = [total for shard in shards for total in shard]
+    requests_: list[Any] = [
+        {
+            "PutRequest": {
+                "Item": {
+                    "pk": {"S": results_partition(upload_id, index)},
+                    "document": {"S": t.document},
+                    "doc_type": {"S": t.doc_type},
+                    "rows": {"N": str(t.rows)},
+                    "amount": {"N": f"{t.amount:.2f}"},
+                }
+            }
+        }
+        for index, shard in enumerate(shards)
+        for t in shard
+    ]
+    for start in range(0, len(requests_), 25):
+        pending: dict[str, Any] = {names.results_table: requests_[start : start + 25]}
+        while pending:
+            pending = dict(dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {})
+    csv = totals_csv(everything)
+    key = f"{RESULTS_PREFIX}{upload_id}/totals.csv"
+    s3.put_object(Bucket=names.bucket, Key=key, Body=csv, ContentType="text/csv; charset=utf-8")
+    top = sorted(everything, key=lambda t: (-t.amount, t.document))[:10]
+    dynamodb.update_item(
+        TableName=names.status_table,
+        Key={"pk": {"S": f"UPLOAD#{upload_id}"}, "sk": {"S": "META"}},
+        UpdateExpression=(
+            "SET #s = :s, shard_total = :n, documents_total = :d, results_key = :k, top_documents = :t"
+        ),
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={
+            ":s": {"S": status},
+            ":n": {"N": str(len(shards))},
+            ":d": {"N": str(len(everything))},
+            ":k": {"S": key},
+            ":t": {
+                "L": [
+                    {
+                        "M": {
+                            "document": {"S": t.document},
+                            "doc_type": {"S": t.doc_type},
+                            "rows": {"N": str(t.rows)},
+                            "amount": {"N": f"{t.amount:.2f}"},
+                        }
+                    }
+                    for t in top
+                ]
+            },
+        },
+    )
+    return csv
+
+
+def random_totals(seed: int, count: int) -> list[Total]:
+    """``count`` distinct documents (CPF, CNPJ, alphanumeric CNPJ) with random totals."""
+    rng = random.Random(seed)
+    documents: set[str] = set()
+    while len(documents) < count:
+        kind = rng.randrange(3)
+        documents.add(random_cpf(rng) if kind == 0 else random_cnpj(rng, alnum=kind == 2))
+    return [
+        Total(
+            document=document,
+            doc_type="cpf" if len(document) == 11 else "cnpj",
+            rows=rng.randrange(1, 500),
+            amount=Decimal(rng.randrange(-10_000, 10**9)) / 100,
+        )
+        for document in sorted(documents)
+    ]
+
+
+def in_shards(
+    totals: Sequence[Total], shard_total: int, empty: frozenset[int] = frozenset()
+) -> list[list[Total]]:
+    """Spread ``totals`` over ``shard_total`` shards (those in ``empty`` get none), shuffled."""
+    rng = random.Random(len(totals))
+    used = [index for index in range(shard_total) if index not in empty]
+    shards: list[list[Total]] = [[] for _ in range(shard_total)]
+    for total in totals:
+        shards[rng.choice(used)].append(total)
+    for shard in shards:
+        rng.shuffle(shard)  # the table sorts them; the order written must not matter
+    return shards
+
+
+def expected_order(shards: Sequence[Sequence[Total]]) -> list[dict[str, Any]]:
+    """Shard by shard, by document inside each: the order the results API pages in."""
+    return [total.as_api() for shard in shards for total in sorted(shard, key=lambda t: t.document)]

@@ -30,6 +30,10 @@ UPLOADS_PREFIX = "uploads/"
 REPORTS_PREFIX = "reports/"
 # Per-chunk partial error files, merged into the final report by the finaliser.
 CHUNK_ERRORS_PREFIX = "chunk-errors/"
+# Per-chunk partial totals (map), read by the reducers (upflow.core.consolidation).
+PARTIALS_PREFIX = "partials/"
+# Consolidated totals: one sorted CSV per shard, merged into results/<id>/totals.csv.
+RESULTS_PREFIX = "results/"
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,10 @@ class Limits:
     # A failed message becomes visible again after base * 2**(receives-1) seconds.
     retry_backoff_seconds: int = 10
     first_errors_shown: int = 20
+    # Reduce: R grows so no shard writes more than this many documents (estimated) ...
+    documents_per_shard: int = 20_000
+    # ... nor reads more than this many partial records (a document once per chunk it is in).
+    partial_records_per_shard: int = 2_000_000
 
     def __post_init__(self) -> None:
         if self.max_upload_size > S3_MAX_OBJECT_SIZE:
@@ -150,7 +158,15 @@ def object_created_pattern(bucket: str) -> dict[str, Any]:
 
 # DynamoDB key schema (both tables: string partition + sort key).
 STATUS_TABLE_KEYS = ("pk", "sk")
-RESULTS_TABLE_KEYS = ("upload_id", "document")
+# Results: one item per document of an upload, written once by the reducer of its shard.
+# The partition key is "<upload_id>#<shard:04d>" (results_partition), so one upload's
+# documents spread over as many partitions as it has shards instead of one hot key.
+RESULTS_TABLE_KEYS = ("pk", "document")
+
+
+def results_partition(upload_id: str, shard: int) -> str:
+    return f"{upload_id}#{shard:04d}"
+
 
 CORS_EXPOSE_HEADERS = ("ETag",)
 CORS_ALLOWED_METHODS = ("GET", "PUT", "POST", "HEAD")
@@ -197,6 +213,7 @@ def runtime_config_from_env(env: Mapping[str, str] | None = None) -> RuntimeConf
         chunk_batch_size=_int_env(env, "UPFLOW_CHUNK_BATCH_SIZE", base.chunk_batch_size),
         retry_backoff_seconds=_int_env(env, "UPFLOW_RETRY_BACKOFF_SECONDS", base.retry_backoff_seconds),
         plan_page_chunks=_int_env(env, "UPFLOW_PLAN_PAGE_CHUNKS", base.plan_page_chunks),
+        documents_per_shard=_int_env(env, "UPFLOW_DOCUMENTS_PER_SHARD", base.documents_per_shard),
     )
     secret = env.get("UPFLOW_TOKEN_SECRET", "")
     if not secret:

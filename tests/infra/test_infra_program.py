@@ -235,6 +235,7 @@ def test_one_function_per_handler_sized_by_definition(run):
         assert inputs["runtime"] in ("python3.11", "python3.12")
         assert inputs["memorySize"] == spec.memory_mb
         assert inputs["timeout"] == spec.timeout_seconds
+        assert inputs["architectures"] == ["x86_64"]
         assert inputs["role"].endswith(f"/{handler}-role")
 
 
@@ -359,6 +360,12 @@ def test_api_permissions(run):
         "s3:ListMultipartUploadParts",
         "s3:AbortMultipartUpload",
     }
+    assert statements["ReadResults"] == {
+        "Sid": "ReadResults",
+        "Effect": "Allow",
+        "Action": ["s3:GetObject"],
+        "Resource": [f"{ARN_S3}/results/*"],
+    }
     assert statements["Tables"]["Resource"] == [ARN_STATUS, ARN_RESULTS]
     assert statements["RequeueChunks"]["Resource"] == [ARN_CHUNKS]
     assert "sqs:SendMessage" in statements["RequeueChunks"]["Action"]
@@ -366,14 +373,27 @@ def test_api_permissions(run):
     assert not {a for a in actions if a.startswith("sqs:Receive") or a == "sqs:DeleteMessage"}
 
 
+PIPELINE_READS = [
+    f"{ARN_S3}/uploads/*",
+    f"{ARN_S3}/chunk-errors/*",
+    f"{ARN_S3}/partials/*",
+    f"{ARN_S3}/results/*",
+]
+PIPELINE_WRITES = [
+    f"{ARN_S3}/chunk-errors/*",
+    f"{ARN_S3}/partials/*",
+    f"{ARN_S3}/results/*",
+    f"{ARN_S3}/reports/*",
+]
+
+
 def test_planner_permissions(run):
+    # The planner's last page may start the reduce or finalise (processor.finalize.advance).
     statements = access(run, PLANNER_HANDLER)
-    assert statements["ReadUploads"] == {
-        "Sid": "ReadUploads",
-        "Effect": "Allow",
-        "Action": ["s3:GetObject"],
-        "Resource": [f"{ARN_S3}/uploads/*"],
-    }
+    assert statements["ReadObjects"]["Resource"] == PIPELINE_READS
+    assert statements["ReadObjects"]["Action"] == ["s3:GetObject"]
+    assert statements["WriteOutputs"]["Resource"] == PIPELINE_WRITES
+    assert statements["WriteOutputs"]["Action"] == ["s3:PutObject"]
     assert statements["Tables"]["Resource"] == [ARN_STATUS, ARN_RESULTS]
     assert statements["SendEventsAndChunks"]["Resource"] == [ARN_EVENTS, ARN_CHUNKS]
     assert statements["ConsumeEvents"]["Resource"] == [ARN_EVENTS]
@@ -382,17 +402,16 @@ def test_planner_permissions(run):
 
 def test_processor_permissions(run):
     statements = access(run, CHUNK_HANDLER)
-    assert statements["ReadObjects"]["Resource"] == [
-        f"{ARN_S3}/uploads/*",
-        f"{ARN_S3}/chunk-errors/*",
-        f"{ARN_S3}/reports/*",
-    ]
-    assert statements["WriteErrors"]["Resource"] == [f"{ARN_S3}/chunk-errors/*", f"{ARN_S3}/reports/*"]
+    assert statements["ReadObjects"]["Resource"] == PIPELINE_READS
+    assert statements["WriteOutputs"]["Resource"] == PIPELINE_WRITES
     assert {"dynamodb:TransactWriteItems", "dynamodb:BatchWriteItem", "dynamodb:Query"} <= set(
         statements["Tables"]["Action"]
     )
     assert statements["ConsumeChunks"]["Resource"] == [ARN_CHUNKS]
-    assert not any("sqs:SendMessage" in s["Action"] for s in statements.values())
+    # It sends reduce tasks to its own queue, and nowhere else.
+    assert statements["SendWork"]["Resource"] == [ARN_CHUNKS]
+    senders = [s for s in statements.values() if "sqs:SendMessage" in s["Action"]]
+    assert senders == [statements["SendWork"]]
 
 
 # --- API Gateway ---------------------------------------------------------------
@@ -508,6 +527,21 @@ def test_stack_outputs(run):
 
 
 # --- missing artifacts ------------------------------------------------------------
+
+
+def test_arm64_stack_deploys_arm64_functions(make_config, stack_runner, arm64_build):
+    run = stack_runner(make_config(architecture="arm64", build_dir=arm64_build))
+    functions = run.of_type(FUNCTION)
+    assert len(functions) == len(FUNCTIONS)
+    assert all(function.inputs["architectures"] == ["arm64"] for function in functions)
+    assert all(function.inputs["code"].path == str(arm64_build / "deployment.zip") for function in functions)
+
+
+@pytest.mark.parametrize(("stack", "build"), [("arm64", "chalice_build"), ("x86_64", "arm64_build")])
+def test_a_zip_built_for_another_architecture_is_refused(request, make_config, stack_runner, stack, build):
+    config = make_config(architecture=stack, build_dir=request.getfixturevalue(build))
+    with pytest.raises(ArtifactError, match=f"make package LAMBDA_ARCH={stack}"):
+        stack_runner(config)
 
 
 def test_missing_build_folder_names_make_package(make_config, stack_runner, tmp_path):

@@ -69,6 +69,7 @@ def test_upload_wait_json_check_report_and_retry(api_url: str, tmp_path: Path) -
     checked = cli(["check", str(path), "--json"], home)
     assert checked.returncode == 0, checked.stderr
     offline = json.loads(checked.stdout)
+    assert len(offline.pop("documents")) == len(expected.totals)  # the totals per document, too
     assert offline == {**summary, "upload_id": ""}
 
     report = tmp_path / "errors.csv"

@@ -14,10 +14,9 @@ import requests
 from csvgen import Expected, generate
 from support import Api, wait_until
 
-from processor.model import chunk_message
-from processor.worker import _apply_totals
-from upflow.core.rows import process_chunk
-from upflow.definition import MiB, runtime_config_from_env
+from processor.model import chunk_message, reduce_message
+from processor.worker import map_chunk
+from upflow.definition import MiB, results_partition, runtime_config_from_env
 from upflow.local.stack import LocalStack
 from upflow.server.wiring import Services, build_services
 
@@ -28,23 +27,32 @@ def services(stack: LocalStack, aws_env: dict[str, str]) -> Services:
 
 
 def results_of(dynamodb: Any, stack: LocalStack, upload_id: str) -> dict[str, tuple[str, int, Decimal]]:
+    """Every results item of the upload, read partition by partition (one per reduce shard)."""
+    meta = dynamodb.get_item(
+        TableName=stack.names.status_table,
+        Key={"pk": {"S": f"UPLOAD#{upload_id}"}, "sk": {"S": "META"}},
+        ConsistentRead=True,
+    )["Item"]
     found: dict[str, tuple[str, int, Decimal]] = {}
-    kwargs: dict[str, Any] = {
-        "TableName": stack.names.results_table,
-        "KeyConditionExpression": "upload_id = :u",
-        "ExpressionAttributeValues": {":u": {"S": upload_id}},
-    }
-    while True:
-        page = dynamodb.query(**kwargs)
-        for item in page["Items"]:
-            found[item["document"]["S"]] = (
-                item["doc_type"]["S"],
-                int(item["rows"]["N"]),
-                Decimal(item["amount"]["N"]),
-            )
-        if "LastEvaluatedKey" not in page:
-            return found
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for shard in range(int(meta["shard_total"]["N"])):
+        kwargs: dict[str, Any] = {
+            "TableName": stack.names.results_table,
+            "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": results_partition(upload_id, shard)}},
+        }
+        while True:
+            page = dynamodb.query(**kwargs)
+            for item in page["Items"]:
+                assert item["document"]["S"] not in found, "a document is in two shards"
+                found[item["document"]["S"]] = (
+                    item["doc_type"]["S"],
+                    int(item["rows"]["N"]),
+                    Decimal(item["amount"]["N"]),
+                )
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return found
 
 
 def assert_matches(
@@ -102,28 +110,19 @@ def test_every_chunk_delivered_twice_and_a_worker_killed_mid_chunk(
         )
         # A second copy of every chunk message, as SQS may deliver.
         services.chunks.send_json([chunk_message(upload_id, index) for index in range(3)])
-        # A worker that died after applying part of chunk 0's document batches.
+        # A worker that died after writing chunk 0's objects, before its status write.
         item = services.status.get({"pk": f"UPLOAD#{upload_id}", "sk": "META"})
-        assert item is not None
-        from upflow.core.chunking import ChunkRange
-        from upflow.core.detect import FileFormat
-
         chunk_item = services.status.get({"pk": f"UPLOAD#{upload_id}", "sk": "CHUNK#000000"})
-        assert chunk_item is not None
-        chunk = ChunkRange(0, int(chunk_item["start"]), int(chunk_item["end"]))
-        result = process_chunk(
-            payload[chunk.start : chunk.end],
-            chunk,
-            len(payload),
-            FileFormat.from_json(item["format"]),
-            False,
-            lambda start, end: payload[start:end],
-            services.config.limits,
-        )
-        assert len(result.totals) > 2 * 99
-        _apply_totals(services, upload_id, 0, result.totals[: 2 * 99])
+        assert item is not None and chunk_item is not None
+        _, partial = map_chunk(services, upload_id, item, chunk_item)
+        assert partial.documents > 2 * 99
     finally:
         stack.resume_chunk_workers()
+    final = api.wait_final(upload_id, token, timeout=300)
+    assert_matches(api, dynamodb, stack, created, expected, final)
+    # A late duplicate of finished map and reduce work changes nothing.
+    services.chunks.send_json([chunk_message(upload_id, 0), reduce_message(upload_id, 0)])
+    wait_until(lambda: services.chunks.approximate_count() == 0, 60, "the duplicates were not consumed")
     final = api.wait_final(upload_id, token, timeout=300)
     assert_matches(api, dynamodb, stack, created, expected, final)
 

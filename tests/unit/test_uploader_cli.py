@@ -112,8 +112,10 @@ def test_check_prints_the_same_summary_as_the_pipeline(tmp_path: Path) -> None:
         "rows_invalid",
         "errors",
         "amount_valid",
+        "documents",
     ]
     assert summary["upload_id"] == "" and summary["rows_total"] == 2
+    assert summary["documents"] == [{"document": "52998224725", "type": "cpf", "rows": 1, "amount": "10.50"}]
     assert summary["status"] == ("completed_with_errors" if summary["rows_invalid"] else "completed")
 
 

@@ -111,6 +111,14 @@ class Update:
         return rendered
 
 
+@dataclass(frozen=True)
+class QueryPage:
+    """One page of a query: its items, and the key to continue after (None: nothing more)."""
+
+    items: list[Item]
+    last_key: Item | None
+
+
 class Table:
     """One DynamoDB table behind the low-level client."""
 
@@ -194,6 +202,44 @@ class Table:
             if not last:
                 return
             kwargs["ExclusiveStartKey"] = last
+
+    def query_page(
+        self,
+        key_name: str,
+        key_value: str,
+        *,
+        limit: int,
+        start_key: Mapping[str, Any] | None = None,
+        projection: Sequence[str] | None = None,
+    ) -> QueryPage:
+        """One page of one partition, in sort-key order: at most ``limit`` items after ``start_key``.
+
+        DynamoDB may answer fewer (a page stops at 1 MB) and still a ``last_key``;
+        ``last_key`` is None only when the partition holds nothing beyond the page.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        names = {"#pk": key_name}
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeValues": {":pk": _to_wire(key_value)},
+            "ConsistentRead": True,
+            "Limit": limit,
+        }
+        if start_key is not None:
+            kwargs["ExclusiveStartKey"] = serialize(start_key)
+        if projection:
+            for index, attr in enumerate(projection):
+                names[f"#p{index}"] = attr
+            kwargs["ProjectionExpression"] = ", ".join(f"#p{index}" for index in range(len(projection)))
+        kwargs["ExpressionAttributeNames"] = names
+        page = self._client.query(**kwargs)
+        last = page.get("LastEvaluatedKey")
+        return QueryPage(
+            items=[deserialize(raw) for raw in page.get("Items", [])],
+            last_key=deserialize(last) if last else None,
+        )
 
     def put_many(self, items: Sequence[Mapping[str, Any]]) -> None:
         """Unconditional puts in batches of 25, retrying unprocessed items."""

@@ -161,6 +161,23 @@ class S3Store:
         for offset in range(start, end, piece):
             yield self.read_range(key, offset, min(end, offset + piece))
 
+    def iter_lines(self, key: str, piece: int = 256 * 1024) -> Iterator[bytes]:
+        """The object's lines (each with its ``\\n``), read lazily in ranged pieces: many
+        objects can be streamed side by side in bounded memory."""
+        pending = b""
+        offset = 0
+        while True:
+            data = self.read_range(key, offset, offset + piece)
+            offset += len(data)
+            lines = (pending + data).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                yield line + b"\n"
+            if len(data) < piece:
+                break
+        if pending:
+            yield pending
+
     def put_bytes(self, key: str, data: bytes, content_type: str = "text/csv") -> None:
         self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 

@@ -292,6 +292,32 @@ class UploadStatus:
         )
 
 
+@dataclass(frozen=True)
+class ResultsPage:
+    """One page of ``GET /uploads/{id}/results``: totals per document, in document order."""
+
+    upload_id: str
+    # {document, type, rows, amount}; amount is exact decimal text ("1234.50")
+    documents: list[dict[str, Any]]
+    next_cursor: str | None
+    documents_total: int
+    download_url: str
+    download_expires_at: str
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ResultsPage:
+        download = doc.get("download") or {}
+        cursor = doc.get("next_cursor")
+        return cls(
+            upload_id=str(doc["upload_id"]),
+            documents=[dict(entry) for entry in doc.get("documents") or []],
+            next_cursor=str(cursor) if cursor else None,
+            documents_total=int(doc.get("documents_total", 0)),
+            download_url=str(download.get("url", "")),
+            download_expires_at=str(download.get("expires_at", "")),
+        )
+
+
 # The checksum headers a part URL may sign (design.md: the URL signs them when
 # the client sends a checksum).
 CHECKSUM_HEADER = "x-amz-checksum-crc32"
@@ -472,6 +498,33 @@ class ApiClient:
 
     def download_error_report(self, upload_id: str, token: str, dest: Path) -> int:
         return self.transport.download(self.error_report_url(upload_id, token), dest, timeout=self._timeout)
+
+    def results(
+        self, upload_id: str, token: str, cursor: str | None = None, limit: int | None = None
+    ) -> ResultsPage:
+        """One page of the upload's totals per document (409 ``results_not_ready`` before they exist)."""
+        from urllib.parse import quote, urlencode
+
+        query = urlencode(
+            {name: value for name, value in (("cursor", cursor), ("limit", limit)) if value is not None}
+        )
+        path = f"/uploads/{quote(upload_id, safe='')}/results" + (f"?{query}" if query else "")
+        return ResultsPage.from_json(self._call("GET", path, token=token))
+
+    def iter_results(self, upload_id: str, token: str, limit: int = 1000) -> Iterator[ResultsPage]:
+        """Every page of the upload's totals, following ``next_cursor`` to the end."""
+        cursor: str | None = None
+        while True:
+            page = self.results(upload_id, token, cursor, limit)
+            yield page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def download_results(self, upload_id: str, token: str, dest: Path) -> int:
+        """Stream the upload's totals CSV (its presigned link) into ``dest``; the bytes written."""
+        url = self.results(upload_id, token, limit=1).download_url
+        return self.transport.download(url, dest, timeout=self._timeout)
 
     def retry(self, upload_id: str, token: str) -> dict[str, Any]:
         return dict(self._call("POST", f"/uploads/{upload_id}/retry", token=token, payload={}))

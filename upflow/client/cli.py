@@ -5,8 +5,9 @@
     upflow abort ID [--token T]
     upflow report ID [-o FILE] [--token T]
     upflow retry ID [--token T]
+    upflow results ID [-o totals.csv | --json] [--token T]
     upflow check FILE [--chunk-size N] [--json]
-    upflow dev [--moto-port 5000 --api-port 8000 --web-port 8080]
+    upflow dev [--moto-port 5000 --api-port 8000 --web-port 8080 --s3-port 8333 --s3 seaweed|moto]
 
 The API URL comes from ``--api``, else ``$UPFLOW_API``, else
 ``http://127.0.0.1:8000``. Tokens come from ``--token`` or the local journal
@@ -22,11 +23,13 @@ the summary), 1 failure (API error, upload failed, processing ``failed``),
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,6 +46,8 @@ from upflow.client.progress import Progress, bar, format_bytes, format_duration
 
 FINAL_PROCESSING_STATES = frozenset({"completed", "completed_with_errors", "failed"})
 SUMMARY_FIELDS = ("upload_id", "status", "rows_total", "rows_valid", "rows_invalid", "errors", "amount_valid")
+# Columns of a document's consolidated total: the results API's, the CSV's, ``check``'s.
+TOTALS_FIELDS = ("document", "type", "rows", "amount")
 
 
 class CliError(Exception):
@@ -88,6 +93,23 @@ def processing_line(status: UploadStatus) -> str:
     fraction = done / total if total else 0.0
     failed = f", {status.chunks_failed} failed" if status.chunks_failed else ""
     return f"processing [{bar(fraction)}] {status.status} {done}/{total} chunks{failed}"
+
+
+def amount_text(amount: Decimal) -> str:
+    """Two-place decimal text ("1234.50"), as the API writes amounts."""
+    return f"{amount.quantize(Decimal('0.01')):f}"
+
+
+def totals_line(total: Mapping[str, Any]) -> str:
+    """One row of the totals table (documents are at most 14 characters, CNPJs)."""
+    return f"{total['document']!s:<14}  {total['type']!s:<4}  {total['rows']!s:>9}  {total['amount']!s:>18}"
+
+
+def totals_lines(totals: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The totals table: a header, then one line per document, as they come."""
+    yield totals_line({name: name for name in TOTALS_FIELDS})
+    for total in totals:
+        yield totals_line(total)
 
 
 def check_status(summary: Mapping[str, Any]) -> str:
@@ -306,11 +328,67 @@ def cmd_check(ctx: Context) -> int:
     status = check_status(summary)
     if status != "completed":
         summary = dict(result.summary.to_json("", status))
+    # The per-document totals the pipeline consolidates, in document order (the results' order).
+    documents = [
+        {"document": t.document, "type": t.doc_type, "rows": t.rows, "amount": amount_text(t.amount)}
+        for t in sorted(result.totals, key=lambda total: total.document)
+    ]
     if ctx.args.json:
-        ctx.emit_json(summary)
+        ctx.emit_json({**summary, "documents": documents})
     else:
         ctx.out.write("\n".join(summary_lines(summary)) + "\n")
+        ctx.out.write(f"\ndocuments:    {len(documents)}\n")
+        if documents:
+            ctx.out.write("\n".join(totals_lines(documents)) + "\n")
     return 0
+
+
+def cmd_results(ctx: Context) -> int:
+    """The upload's totals per document: the CSV (``-o``), one JSON object, or a table."""
+    upload_id = ctx.args.upload_id
+    token = ctx.token(upload_id)
+    try:
+        if ctx.args.output:
+            dest = Path(ctx.args.output)
+            written = ctx.client.download_results(upload_id, token, dest)
+            ctx.log(f"wrote {format_bytes(written)} to {dest}")
+            ctx.out.write(f"{dest}\n")
+            return 0
+        pages = ctx.client.iter_results(upload_id, token)
+        first = next(pages)  # a refusal (not ready, bad token) comes before anything is printed
+        documents = (total for page in itertools.chain([first], pages) for total in page.documents)
+        count = _write_json(ctx, upload_id, documents) if ctx.args.json else _write_table(ctx, documents)
+    except ApiError as error:
+        if error.error != "results_not_ready":
+            raise
+        raise CliError(
+            f"upload {upload_id} has no results yet: {error.message} "
+            f"(follow it with `upflow status {upload_id}`)"
+        ) from error
+    ctx.log(f"{count} of {first.documents_total} documents")
+    return 0
+
+
+def _write_json(ctx: Context, upload_id: str, documents: Iterable[Mapping[str, Any]]) -> int:
+    """``{"upload_id": …, "documents": […]}`` written document by document: one JSON object
+    however many documents there are, without holding them all."""
+    ctx.out.write(f'{{"upload_id": {json.dumps(upload_id)}, "documents": [')
+    count = 0
+    for total in documents:
+        ctx.out.write((", " if count else "") + json.dumps({name: total[name] for name in TOTALS_FIELDS}))
+        count += 1
+    ctx.out.write("]}\n")
+    ctx.out.flush()
+    return count
+
+
+def _write_table(ctx: Context, documents: Iterable[Mapping[str, Any]]) -> int:
+    count = -1  # the header
+    for line in totals_lines(documents):
+        ctx.out.write(line + "\n")
+        count += 1
+    ctx.out.flush()
+    return count
 
 
 def cmd_dev(ctx: Context) -> int:
@@ -321,6 +399,8 @@ def cmd_dev(ctx: Context) -> int:
         api_port=ctx.args.api_port,
         web_port=ctx.args.web_port,
         host="127.0.0.1",
+        s3=ctx.args.s3,
+        s3_port=ctx.args.s3_port,
     )
     return 0
 
@@ -393,16 +473,40 @@ def build_parser() -> argparse.ArgumentParser:
     with_output(retry)
     retry.set_defaults(handler=cmd_retry)
 
+    results = sub.add_parser(
+        "results",
+        help="an upload's totals per document",
+        description="Print the consolidated totals per document (CPF/CNPJ) of a processed upload, "
+        "in document order: a table, or one JSON object with --json; -o downloads the CSV instead.",
+    )
+    results.add_argument("upload_id")
+    shape = results.add_mutually_exclusive_group()
+    shape.add_argument("-o", "--output", help="download the totals CSV to this file (e.g. totals.csv)")
+    shape.add_argument("--json", action="store_true", help="print {upload_id, documents: [...]} as JSON")
+    with_api(results)
+    with_token(results)
+    results.add_argument("--quiet", "-q", action="store_true")
+    results.set_defaults(handler=cmd_results)
+
     check = sub.add_parser("check", help="validate a CSV file locally (offline)")
     check.add_argument("file")
     check.add_argument("--chunk-size", type=int, default=0, help="bytes per chunk (default: the product's)")
-    check.add_argument("--json", action="store_true", help="print the summary as JSON")
+    check.add_argument(
+        "--json", action="store_true", help="print the summary and the totals per document as JSON"
+    )
     check.set_defaults(handler=cmd_check)
 
-    dev = sub.add_parser("dev", help="run the whole stack locally (moto, API, web)")
+    dev = sub.add_parser("dev", help="run the whole stack locally (SeaweedFS, moto, API, web)")
     dev.add_argument("--moto-port", type=int, default=5000)
     dev.add_argument("--api-port", type=int, default=8000)
     dev.add_argument("--web-port", type=int, default=8080)
+    dev.add_argument("--s3-port", type=int, default=8333, help="SeaweedFS's S3 port")
+    dev.add_argument(
+        "--s3",
+        choices=("seaweed", "moto"),
+        default=None,
+        help="the local S3: SeaweedFS (default; objects on disk, signatures and checksums checked) or moto",
+    )
     dev.set_defaults(handler=cmd_dev)
     return parser
 

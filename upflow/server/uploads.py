@@ -14,24 +14,15 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
-from upflow.aws.dynamo import ConditionFailed, Item, Table, Update
+from upflow.aws.dynamo import ConditionFailed, Item, Table
 from upflow.aws.s3 import NoSuchUpload, S3Store, UploadedPart
 from upflow.core import naming, tokens
 from upflow.core.partsize import PartPlan, PartPlanError, plan_parts
 from upflow.definition import RuntimeConfig
-
-# Upload lifecycle. Processing states are set by the processor.
-UPLOADING = "uploading"
-UPLOADED = "uploaded"
-ABORTED = "aborted"
-PROCESSING = "processing"
-COMPLETED = "completed"
-COMPLETED_WITH_ERRORS = "completed_with_errors"
-FAILED = "failed"
-FINAL_STATES = frozenset({COMPLETED, COMPLETED_WITH_ERRORS, FAILED, ABORTED})
+from upflow.server.states import ABORTED, UPLOAD, UPLOADED, UPLOADING
 
 ERROR_CODES = (
     "invalid_document",
@@ -274,7 +265,7 @@ class UploadService:
             "part_count": plan.part_count,
             "mpu_id": mpu_id,
             "checksum": checksum,
-            "status": UPLOADING,
+            "status": UPLOAD.initial,
             "created_at": iso(now),
             "updated_at": iso(now),
         }
@@ -366,11 +357,8 @@ class UploadService:
         try:
             self._table.update(
                 upload_key(upload_id),
-                Update(
-                    set={"status": UPLOADED, "updated_at": iso(self._clock()), "etag": etag},
-                    condition="#s = :uploading",
-                    condition_names={"#s": "status"},
-                    condition_values={":uploading": UPLOADING},
+                UPLOAD.condition(to=UPLOADED, from_=UPLOADING).update(
+                    set={"updated_at": iso(self._clock()), "etag": etag}
                 ),
             )
         except ConditionFailed:
@@ -427,12 +415,7 @@ class UploadService:
         try:
             self._table.update(
                 upload_key(upload_id),
-                Update(
-                    set={"status": ABORTED, "updated_at": iso(self._clock())},
-                    condition="#s = :uploading",
-                    condition_names={"#s": "status"},
-                    condition_values={":uploading": UPLOADING},
-                ),
+                UPLOAD.condition(to=ABORTED, from_=UPLOADING).update(set={"updated_at": iso(self._clock())}),
             )
         except ConditionFailed as error:
             raise ApiError(409, "upload_completed", "the upload changed state meanwhile") from error
@@ -474,11 +457,28 @@ def summary_from_item(item: Item) -> dict[str, Any]:
     }
 
 
+def money_text(value: Any) -> str:
+    """An exact amount as two-place decimal text ("1234.50"), never scientific notation."""
+    with localcontext() as context:
+        context.prec = 80
+        return f"{Decimal(value).quantize(Decimal('0.01')):f}"
+
+
+def document_total(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One document's consolidated total as the API answers it (results pages, ``top_documents``)."""
+    return {
+        "document": str(entry["document"]),
+        "type": str(entry["doc_type"]),
+        "rows": int(entry["rows"]),
+        "amount": money_text(entry["amount"]),
+    }
+
+
 def status_document(item: Item) -> dict[str, Any]:
     error = None
     if item.get("error_code"):
         error = {"code": item["error_code"], "message": item.get("error_message", "")}
-    return {
+    document: dict[str, Any] = {
         "upload_id": item["upload_id"],
         "key": item["key"],
         "filename": item["filename"],
@@ -499,3 +499,9 @@ def status_document(item: Item) -> dict[str, Any]:
         "first_errors": plain(item.get("first_errors", [])),
         "report_key": item.get("report_key"),
     }
+    # Written with the results (docs/design.md): how many documents, and the largest by amount.
+    if "documents_total" in item:
+        document["documents_total"] = int(item["documents_total"])
+    if "top_documents" in item:
+        document["top_documents"] = [document_total(entry) for entry in item["top_documents"]]
+    return document

@@ -4,15 +4,17 @@
 import { FileChooser } from './components/FileChooser'
 import { PreviewPanel } from './components/PreviewPanel'
 import { RecentUploads } from './components/RecentUploads'
+import { ResultsPanel } from './components/ResultsPanel'
 import { StatusPanel } from './components/StatusPanel'
 import { Alert } from './components/ui'
 import { UploadPanel } from './components/UploadPanel'
+import { hasResults } from './lib/results'
 import { canChooseFile, showsUploadCard } from './lib/uploadMachine'
 import { useUpload } from './useUpload'
 
 export default function App() {
   const { state, actions } = useUpload()
-  const { api, file, phase, preview, statusTarget } = state
+  const { api, file, phase, preview, statusTarget, statusDoc } = state
 
   return (
     <div className="mx-auto flex min-h-screen max-w-5xl flex-col gap-6 px-4 py-8">
@@ -62,9 +64,18 @@ export default function App() {
           api={api}
           uploadId={statusTarget.uploadId}
           token={statusTarget.token}
-          doc={state.statusDoc}
+          doc={statusDoc}
           pollError={state.pollError}
           onRetried={actions.refreshStatus}
+        />
+      )}
+
+      {statusTarget && statusDoc && hasResults(statusDoc) && (
+        <ResultsPanel
+          documentsTotal={statusDoc.documents_total ?? 0}
+          topDocuments={statusDoc.top_documents ?? []}
+          link={state.resultsLink}
+          linkError={state.resultsError}
         />
       )}
 

@@ -112,3 +112,35 @@ describe('ApiClient', () => {
     expect(JSON.parse(calls[1]![1]!.body as string)).toEqual({ parts: [{ part_number: 1, etag: '"e1"' }] })
   })
 })
+
+describe('ApiClient.results', () => {
+  const page = {
+    upload_id: 'u 1',
+    documents: [{ document: '52998224725', type: 'cpf', rows: 2, amount: '1234.50' }],
+    next_cursor: 'eyJzaGFyZCI6MH0',
+    documents_total: 3,
+    download: { url: 'https://s3.test/results/u/totals.csv?X-Amz-Signature=s', expires_at: '2030-01-01T00:15:00Z' },
+  }
+
+  it('asks for a page with the token, the cursor and the page size, and answers it as sent', async () => {
+    const fetchImpl = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse(200, page))
+    const api = new ApiClient('http://api.test', fetchImpl)
+    expect(await api.results('u 1', 'tok', { cursor: 'a+b/c=', limit: 50 })).toEqual(page)
+    const [url, init] = fetchImpl.mock.calls[0]!
+    expect(url).toBe('http://api.test/uploads/u%201/results?cursor=a%2Bb%2Fc%3D&limit=50')
+    expect(init?.method).toBe('GET')
+    expect((init?.headers as Record<string, string>).Authorization).toBe('Bearer tok')
+    await api.results('u', 'tok')
+    expect(fetchImpl.mock.calls[1]![0]).toBe('http://api.test/uploads/u/results')
+  })
+
+  it('says in words that the results are not ready, and which field a refusal names', async () => {
+    const notReady = { error: 'results_not_ready', message: 'upload u is processing: the totals are ready once processing completes', status: 'processing' }
+    const api = new ApiClient('http://api.test', async () => jsonResponse(409, notReady))
+    await expect(api.results('u', 't')).rejects.toMatchObject({ status: 409, code: 'results_not_ready', message: notReady.message, retryable: false })
+    const badCursor = new ApiClient('http://api.test', async () =>
+      jsonResponse(400, { error: 'invalid_cursor', message: 'cursor belongs to another upload', field: 'cursor' }),
+    )
+    await expect(badCursor.results('u', 't', { cursor: 'x' })).rejects.toMatchObject({ status: 400, field: 'cursor' })
+  })
+})

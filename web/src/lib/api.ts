@@ -7,6 +7,7 @@ import type {
   ErrorBody,
   ListedPart,
   PreviewResponse,
+  ResultsPage,
   SignPartsResponse,
   SignRequest,
   StatusDocument,
@@ -177,6 +178,22 @@ export class ApiClient {
 
   errorReport(id: string, token: string): Promise<{ url: string; expires_at: string }> {
     return this.request('GET', `/uploads/${encodeURIComponent(id)}/errors`, { token })
+  }
+
+  /** A page of the upload's totals per document (1..1000, default 100) and the CSV's link; 409 before they exist. */
+  results(
+    id: string,
+    token: string,
+    opts: { cursor?: string; limit?: number; signal?: AbortSignal } = {},
+  ): Promise<ResultsPage> {
+    const query = new URLSearchParams()
+    if (opts.cursor !== undefined) query.set('cursor', opts.cursor)
+    if (opts.limit !== undefined) query.set('limit', String(opts.limit))
+    const text = query.toString()
+    return this.request('GET', `/uploads/${encodeURIComponent(id)}/results${text ? `?${text}` : ''}`, {
+      token,
+      signal: opts.signal,
+    })
   }
 
   retry(id: string, token: string): Promise<{ upload_id: string; requeued: number }> {

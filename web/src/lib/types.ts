@@ -88,6 +88,33 @@ export interface StatusDocument {
   } | null
   first_errors: FirstError[]
   report_key: string | null
+  /** how many distinct documents were consolidated; present once the results exist */
+  documents_total?: number
+  /** the largest documents by amount (up to 10), with the results */
+  top_documents?: DocumentTotal[]
+}
+
+/** One document's consolidated total: `amount` is exact decimal text ("1234.50"). */
+export interface DocumentTotal {
+  document: string
+  type: 'cpf' | 'cnpj'
+  rows: number
+  amount: string
+}
+
+/** A presigned GET of the totals CSV. */
+export interface ResultsLink {
+  url: string
+  expires_at: string
+}
+
+/** GET /uploads/{id}/results */
+export interface ResultsPage {
+  upload_id: string
+  documents: DocumentTotal[]
+  next_cursor: string | null
+  documents_total: number
+  download: ResultsLink
 }
 
 export interface PreviewRow {

@@ -39,6 +39,7 @@ const ENGINE_LIVE: Phase[] = ['uploading', 'paused', 'completing']
 const api = new ApiClient('http://api.test', () => Promise.reject(new Error('no network in these tests')))
 const file = new File([new Uint8Array(1000)], 'pagamentos.csv', { lastModified: 1 })
 const target = { uploadId: 'u-1', token: 't-1' }
+const link = { url: 'https://s3.test/results/u-1/totals.csv?X-Amz-Signature=x', expires_at: '2026-01-01T00:15:00Z' }
 const halfway: ProgressSnapshot = { bytesDone: 500, bytesTotal: 1000, percent: 50, rate: 100, secondsLeft: 5 }
 
 const preview: PreviewResponse = {
@@ -121,6 +122,10 @@ describe('which phase takes which event (every other phase refuses it, same stat
     ['statusReceived for another upload', { type: 'statusReceived', uploadId: 'u-0', doc: statusDoc('u-0') }, [], { statusTarget: target }],
     ['statusPollFailed', { type: 'statusPollFailed', uploadId: 'u-1', message: 'no' }, PHASES, { statusTarget: target }],
     ['statusPollFailed for another upload', { type: 'statusPollFailed', uploadId: 'u-0', message: 'no' }, [], { statusTarget: target }],
+    ['resultsLinkReceived', { type: 'resultsLinkReceived', uploadId: 'u-1', link }, PHASES, { statusTarget: target }],
+    ['resultsLinkReceived for another upload', { type: 'resultsLinkReceived', uploadId: 'u-0', link }, [], { statusTarget: target }],
+    ['resultsLinkFailed', { type: 'resultsLinkFailed', uploadId: 'u-1', message: 'no' }, PHASES, { statusTarget: target }],
+    ['resultsLinkFailed for another upload', { type: 'resultsLinkFailed', uploadId: 'u-0', message: 'no' }, [], { statusTarget: target }],
     ['configLoaded', { type: 'configLoaded', api }, PHASES, { api: null }],
     ['configLoaded a second time', { type: 'configLoaded', api }, []],
     ['configFailed', { type: 'configFailed', message: 'no' }, PHASES, { api: null }],
@@ -136,7 +141,7 @@ describe('which phase takes which event (every other phase refuses it, same stat
       'configLoaded', 'configFailed', 'fileChosen', 'previewAnswered', 'previewFailed', 'uploadRequested',
       'prepareFailed', 'uploadStarted', 'progressed', 'alreadyUploaded', 'pauseChanged', 'completing',
       'uploadCompleted', 'uploadFailed', 'cancelRequested', 'cancelSucceeded', 'cancelFailed', 'statusRequested',
-      'statusRefreshRequested', 'statusReceived', 'statusPollFailed',
+      'statusRefreshRequested', 'statusReceived', 'statusPollFailed', 'resultsLinkReceived', 'resultsLinkFailed',
     ]
     expect([...types].sort()).toEqual([...all].sort())
   })
@@ -373,6 +378,29 @@ describe('the status followed', () => {
       statusDoc: doc,
       pollError: null,
     })
+  })
+})
+
+describe('the results link', () => {
+  it('is held for the upload followed, and a failure is said in words beside it', () => {
+    const following = inPhase('uploaded', { statusTarget: target, statusDoc: statusDoc('u-1', 'completed') })
+    const linked = uploadReducer(following, { type: 'resultsLinkReceived', uploadId: 'u-1', link })
+    expect(linked).toMatchObject({ resultsLink: link, resultsError: null })
+    const failed = uploadReducer(linked, { type: 'resultsLinkFailed', uploadId: 'u-1', message: 'offline.' })
+    expect(failed).toMatchObject({ resultsLink: link, resultsError: 'Could not get the download link: offline.' })
+    const fresh = { ...link, url: 'https://s3.test/again' }
+    expect(uploadReducer(failed, { type: 'resultsLinkReceived', uploadId: 'u-1', link: fresh })).toMatchObject({
+      resultsLink: fresh,
+      resultsError: null,
+    })
+  })
+  it('goes when another upload is followed, and stays while the same one is polled again', () => {
+    const following = inPhase('idle', { statusTarget: target, resultsLink: link, resultsError: 'x' })
+    expect(uploadReducer(following, { type: 'statusRequested', target: { uploadId: 'u-2', token: 't-2' } })).toMatchObject({
+      resultsLink: null,
+      resultsError: null,
+    })
+    expect(uploadReducer(following, { type: 'statusRequested', target })).toMatchObject({ resultsLink: link, resultsError: 'x' })
   })
 })
 

@@ -10,7 +10,7 @@
 import type { ApiClient } from './api'
 import type { ProgressSnapshot } from './progress'
 import type { RecentUpload } from './storage'
-import type { PreviewResponse, StatusDocument } from './types'
+import type { PreviewResponse, ResultsLink, StatusDocument } from './types'
 import { checkFile } from './validate'
 
 export type Phase =
@@ -64,6 +64,10 @@ export interface UploadState {
   pollNonce: number
   statusDoc: StatusDocument | null
   pollError: string | null
+  /** the followed upload's totals CSV link, once its results exist (GET /uploads/{id}/results) */
+  resultsLink: ResultsLink | null
+  /** why the link could not be had, in words */
+  resultsError: string | null
 }
 
 export type UploadEvent =
@@ -91,6 +95,8 @@ export type UploadEvent =
   | { type: 'statusRefreshRequested' }
   | { type: 'statusReceived'; uploadId: string; doc: StatusDocument }
   | { type: 'statusPollFailed'; uploadId: string; message: string }
+  | { type: 'resultsLinkReceived'; uploadId: string; link: ResultsLink }
+  | { type: 'resultsLinkFailed'; uploadId: string; message: string }
 
 export function initialUploadState(recent: RecentUpload[] = []): UploadState {
   return {
@@ -111,6 +117,8 @@ export function initialUploadState(recent: RecentUpload[] = []): UploadState {
     pollNonce: 0,
     statusDoc: null,
     pollError: null,
+    resultsLink: null,
+    resultsError: null,
   }
 }
 
@@ -294,19 +302,30 @@ export function uploadReducer(state: UploadState, event: UploadEvent): UploadSta
     case 'statusPollFailed':
       if (state.statusTarget?.uploadId !== event.uploadId) return state
       return { ...state, pollError: `Could not refresh the status: ${event.message}` }
+
+    case 'resultsLinkReceived':
+      if (state.statusTarget?.uploadId !== event.uploadId) return state
+      return { ...state, resultsLink: event.link, resultsError: null }
+
+    case 'resultsLinkFailed':
+      // A link still held keeps working until it expires: it stays beside the message.
+      if (state.statusTarget?.uploadId !== event.uploadId) return state
+      return { ...state, resultsError: `Could not get the download link: ${event.message}` }
   }
 }
 
-/** Follow `target`'s status from a fresh poll; another upload's document is not shown meanwhile. */
+/** Follow `target`'s status from a fresh poll; another upload's document and link are not shown meanwhile. */
 function followStatus(
   state: UploadState,
   target: StatusTarget,
-): Pick<UploadState, 'statusTarget' | 'pollNonce' | 'statusDoc' | 'pollError'> {
+): Pick<UploadState, 'statusTarget' | 'pollNonce' | 'statusDoc' | 'pollError' | 'resultsLink' | 'resultsError'> {
   const same = state.statusTarget?.uploadId === target.uploadId
   return {
     statusTarget: { uploadId: target.uploadId, token: target.token },
     pollNonce: state.pollNonce + 1,
     statusDoc: same ? state.statusDoc : null,
     pollError: same ? state.pollError : null,
+    resultsLink: same ? state.resultsLink : null,
+    resultsError: same ? state.resultsError : null,
   }
 }

@@ -5,7 +5,7 @@ import type { PartDigest } from './crc32'
 import { fingerprint } from './fingerprint'
 import { HeadStart } from './headStart'
 import { MemoryStorage, UploadStore, type SavedSession } from './storage'
-import type { PartPlan, PreviewResponse, StatusDocument } from './types'
+import type { PartPlan, PreviewResponse, ResultsPage, StatusDocument } from './types'
 import type { PreparedSession, UploadEvents } from './uploader'
 import {
   POLL_INTERVAL_MS,
@@ -39,10 +39,11 @@ function deferred<T>(): Deferred<T> {
 /** Let every settled promise run its callbacks. */
 const flush = () => new Promise<void>((resolve) => setTimeout(resolve, 0))
 
-/** The API: previews and status polls answered when the test says; nothing else is called by the runner. */
+/** The API: previews, status polls and results links answered when the test says; nothing else is called by the runner. */
 class FakeApi extends ApiClient {
   readonly previews: { head: Blob; size: number | undefined; answer: Deferred<PreviewResponse> }[] = []
   readonly polls: { uploadId: string; signal: AbortSignal | undefined; answer: Deferred<StatusDocument> }[] = []
+  readonly links: { uploadId: string; signal: AbortSignal | undefined; answer: Deferred<ResultsPage> }[] = []
 
   constructor() {
     super('http://api.test', () => Promise.reject(new Error('no network in these tests')))
@@ -57,6 +58,12 @@ class FakeApi extends ApiClient {
   override status(uploadId: string, _token: string, signal?: AbortSignal): Promise<StatusDocument> {
     const answer = deferred<StatusDocument>()
     this.polls.push({ uploadId, signal, answer })
+    return answer.promise
+  }
+
+  override results(uploadId: string, _token: string, opts: { signal?: AbortSignal } = {}): Promise<ResultsPage> {
+    const answer = deferred<ResultsPage>()
+    this.links.push({ uploadId, signal: opts.signal, answer })
     return answer.promise
   }
 }
@@ -645,6 +652,62 @@ describe('the status of a recent upload', () => {
     t.runner.connect() // React's StrictMode mounts, unmounts and mounts again
     expect(t.api.polls).toHaveLength(2)
     expect(t.configLoads()).toBe(1)
+  })
+})
+
+describe('the results of the upload followed', () => {
+  const withResults = (uploadId: string): StatusDocument => ({
+    ...statusDoc(uploadId, 'completed'),
+    chunks: { total: 2, done: 2, failed: 0 },
+    documents_total: 3,
+    top_documents: [{ document: '52998224725', type: 'cpf', rows: 2, amount: '1234.50' }],
+  })
+  const link = { url: 'https://s3.test/results/u-1/totals.csv?X-Amz-Signature=s', expires_at: '2099-01-01T00:00:00Z' }
+  const page = (uploadId: string): ResultsPage => ({
+    upload_id: uploadId,
+    documents: [],
+    next_cursor: null,
+    documents_total: 3,
+    download: link,
+  })
+
+  it('asks for the CSV link once the status says the results exist, and holds it', async () => {
+    const t = setUp()
+    t.runner.connect()
+    await flush()
+    t.runner.openStatus({ uploadId: 'u-1', token: 't-1' })
+    t.api.polls[0]!.answer.resolve(statusDoc('u-1', 'completed')) // final, but without results (yet)
+    await flush()
+    expect(t.api.links).toHaveLength(0)
+    t.runner.openStatus({ uploadId: 'u-1', token: 't-1' })
+    t.api.polls[1]!.answer.resolve(withResults('u-1'))
+    await flush()
+    expect(t.api.links.map((l) => l.uploadId)).toEqual(['u-1'])
+    t.api.links[0]!.answer.resolve(page('u-1'))
+    await flush()
+    expect(t.runner.getState()).toMatchObject({ resultsLink: link, resultsError: null })
+    expect(t.timers.map((timer) => timer.ms)).toEqual([10 * 60_000]) // the refresh of the link, no more polls
+  })
+
+  it('stops following the link when another upload is opened or the page goes away', async () => {
+    const t = setUp()
+    t.runner.connect()
+    await flush()
+    t.runner.openStatus({ uploadId: 'u-1', token: 't-1' })
+    t.api.polls[0]!.answer.resolve(withResults('u-1'))
+    await flush()
+    t.runner.openStatus({ uploadId: 'u-2', token: 't-2' })
+    expect(t.api.links[0]!.signal!.aborted).toBe(true)
+    t.api.links[0]!.answer.resolve(page('u-1'))
+    await flush()
+    expect(t.runner.getState().resultsLink).toBeNull()
+    t.api.polls[1]!.answer.resolve(withResults('u-2'))
+    await flush()
+    expect(t.api.links.map((l) => l.uploadId)).toEqual(['u-1', 'u-2'])
+    t.runner.dispose()
+    expect(t.api.links[1]!.signal!.aborted).toBe(true)
+    t.runner.connect() // mounted again: the link is asked for again
+    expect(t.api.links.map((l) => l.uploadId)).toEqual(['u-1', 'u-2', 'u-2'])
   })
 })
 

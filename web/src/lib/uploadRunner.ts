@@ -1,7 +1,8 @@
 // The effects of the upload page, outside React: the runner holds the machine's
 // state (uploadMachine.ts), performs what the person asks for — the preview, the
 // head start, the upload engine, pause, resume, cancel, the status polling, the
-// saved sessions — and dispatches each outcome as an event.
+// saved sessions, the link to the results once they exist — and dispatches each
+// outcome as an event.
 //
 // Everything that touches the world comes in through UploadRunnerDeps, so the
 // whole flow runs in Node with fakes (uploadRunner.test.ts) and useUpload is only
@@ -11,6 +12,7 @@ import type { ChecksumPool } from './checksum'
 import { fingerprint } from './fingerprint'
 import type { HeadStart } from './headStart'
 import { RateEstimator } from './progress'
+import { followResultsLink, hasResults } from './results'
 import { shouldKeepPolling } from './status'
 import type { UploadStore } from './storage'
 import type { PartPlan, PreviewResponse } from './types'
@@ -83,6 +85,9 @@ export class UploadRunner {
   private readonly rate = new RateEstimator()
   private lastPaint = 0
   private stopPolling: (() => void) | null = null
+  /** the status target whose results link is followed (null: none), and how to stop following it */
+  private linkTarget: StatusTarget | null = null
+  private stopLink: (() => void) | null = null
   private connecting = false
 
   constructor(deps: UploadRunnerDeps) {
@@ -109,6 +114,7 @@ export class UploadRunner {
     if (before.api !== after.api || before.statusTarget !== after.statusTarget || before.pollNonce !== after.pollNonce) {
       this.restartPolling()
     }
+    this.followLink()
     for (const listener of [...this.listeners]) listener()
     return true
   }
@@ -118,6 +124,7 @@ export class UploadRunner {
   /** Read the configuration (once) and follow the status again if one was followed before `dispose`. */
   connect(): void {
     this.restartPolling()
+    this.followLink()
     if (this.state.api || this.connecting) return
     this.connecting = true
     this.deps
@@ -139,6 +146,9 @@ export class UploadRunner {
     this.pool = null
     this.stopPolling?.()
     this.stopPolling = null
+    this.stopLink?.()
+    this.stopLink = null
+    this.linkTarget = null
   }
 
   // --- actions ------------------------------------------------------------------------------
@@ -305,6 +315,20 @@ export class UploadRunner {
     if (!api || !statusTarget) return
     const report = (event: UploadEvent) => void this.dispatch(event)
     this.stopPolling = pollStatus(api, statusTarget, report, (fn, ms) => this.deps.later(fn, ms))
+  }
+
+  /** Once the followed upload's status says its results exist, keep a fresh link to its totals CSV. */
+  private followLink(): void {
+    const { api, statusTarget, statusDoc } = this.state
+    const wanted =
+      api && statusTarget && statusDoc?.upload_id === statusTarget.uploadId && hasResults(statusDoc) ? statusTarget : null
+    if (wanted === this.linkTarget) return
+    this.stopLink?.()
+    this.stopLink = null
+    this.linkTarget = wanted
+    if (!api || !wanted) return
+    const report = (event: UploadEvent) => void this.dispatch(event)
+    this.stopLink = followResultsLink(api, wanted, report, (fn, ms) => this.deps.later(fn, ms))
   }
 }
 

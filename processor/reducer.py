@@ -1,0 +1,212 @@
+"""The reducer: one shard of an upload's documents, summed over every chunk's partial, written once.
+
+A reduce message names an upload and a shard (a range of hash buckets,
+``upflow.core.consolidation``). The reducer reads that range of every chunk's partial
+object (two small ranged GETs each: the index entries, then the records), sums each
+document's shares, and writes every document of the shard exactly once: BatchWriteItem
+puts to the results table (a redelivery writes the same items again, harmlessly) and one
+sorted CSV object. Then it flips the shard to ``completed`` and counts it on the upload
+in one transaction, and asks :func:`processor.finalize.advance` what comes next.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+from processor.batch import Record, receive_count
+from processor.finalize import advance
+from processor.model import partial_key, shard_csv_key, shard_key
+from upflow.aws.dynamo import ConditionFailed, TransactionCancelled, Update, transact
+from upflow.core.consolidation import (
+    PartialRecord,
+    Shard,
+    check_magic,
+    decode_records,
+    index_range,
+    largest,
+    records_range,
+    reduce_records,
+)
+from upflow.core.money import cents_to_decimal
+from upflow.core.rules import decimal_str
+from upflow.definition import results_partition
+from upflow.server.states import (
+    SHARD,
+    SHARD_COMPLETED,
+    SHARD_FAILED,
+    SHARD_PENDING,
+    SHARD_PROCESSING,
+)
+from upflow.server.uploads import iso, upload_key
+from upflow.server.wiring import Services
+
+# Partials read at once: bounds the records in flight (and the threads) per reducer.
+_READ_WINDOW = 32
+_READ_THREADS = 16
+TOP_DOCUMENTS = 10
+
+
+def reduce_message(services: Services, record: Record) -> None:
+    body: dict[str, Any] = json.loads(record["body"])
+    upload_id, shard = str(body["upload_id"]), int(body["shard"])
+    try:
+        reduce_shard_once(services, upload_id, shard)
+    except Exception as error:
+        _record_failure(
+            services,
+            upload_id,
+            shard,
+            error,
+            final=receive_count(record) >= services.config.limits.max_receives,
+        )
+        raise
+
+
+def reduce_shard_once(services: Services, upload_id: str, index: int) -> None:
+    upload = services.status.get(upload_key(upload_id))
+    item = services.status.get(shard_key(upload_id, index))
+    if upload is None or item is None:
+        raise RuntimeError(f"shard {index} of upload {upload_id} is not planned")
+    if item["status"] != SHARD_COMPLETED:
+        _mark_processing(services, upload_id, index, item)
+        shard = Shard(index, int(item["first_bucket"]), int(item["end_bucket"]))
+        totals = reduce_records(_shares(services, upload_id, int(upload["chunk_total"]), shard))
+        services.results.put_many([_result_item(upload_id, index, total) for total in totals])
+        services.store.put_bytes(shard_csv_key(upload_id, index), shard_csv(totals))
+        _complete(services, upload_id, index, totals)
+    # A redelivery of finished work re-checks what comes next: finalisation is never lost.
+    advance(services, upload_id)
+
+
+def _shares(
+    services: Services, upload_id: str, chunk_total: int, shard: Shard
+) -> Iterator[list[PartialRecord]]:
+    """This shard's records of every chunk's partial, a window of chunks at a time."""
+
+    def read(chunk: int) -> list[PartialRecord]:
+        key = partial_key(upload_id, chunk)
+        lo, hi = index_range(shard.first_bucket, shard.end_bucket)
+        if shard.first_bucket == 0:
+            # The first shard's entries follow the magic: one GET reads both and checks the object.
+            head = services.store.read_range(key, 0, hi)
+            check_magic(head)
+            entries = head[lo:]
+        else:
+            entries = services.store.read_range(key, lo, hi)
+        start, end = records_range(entries, shard.first_bucket, shard.end_bucket)
+        return list(decode_records(services.store.read_range(key, start, end))) if end > start else []
+
+    with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
+        for first in range(0, chunk_total, _READ_WINDOW):
+            yield from pool.map(read, range(first, min(chunk_total, first + _READ_WINDOW)))
+
+
+def _result_item(upload_id: str, shard: int, total: PartialRecord) -> dict[str, Any]:
+    return {
+        "pk": results_partition(upload_id, shard),
+        "document": total.document,
+        "doc_type": total.doc_type,
+        "rows": total.rows,
+        "amount": cents_to_decimal(total.cents),
+    }
+
+
+def shard_csv(totals: list[PartialRecord]) -> bytes:
+    """The shard's lines of the totals CSV (no header: the finaliser merges shards under one)."""
+    return "".join(
+        f"{t.document},{t.doc_type},{t.rows},{decimal_str(cents_to_decimal(t.cents))}\n" for t in totals
+    ).encode("ascii")
+
+
+def _mark_processing(services: Services, upload_id: str, index: int, item: dict[str, Any]) -> None:
+    now = iso(time.time())
+    if item["status"] == SHARD_FAILED:
+        # A late redelivery of a shard already counted as failed: un-count it atomically.
+        try:
+            transact(
+                services.status.client,
+                [
+                    services.status.tx_update(
+                        shard_key(upload_id, index),
+                        SHARD.condition(to=SHARD_PROCESSING, from_=SHARD_FAILED).update(
+                            set={"updated_at": now}, add={"attempts": 1}
+                        ),
+                    ),
+                    services.status.tx_update(upload_key(upload_id), Update(add={"shards_failed": -1})),
+                ],
+            )
+        except TransactionCancelled:
+            pass  # someone else moved it first; the work below is idempotent
+        return
+    try:
+        services.status.update(
+            shard_key(upload_id, index),
+            SHARD.condition(to=SHARD_PROCESSING, from_=(SHARD_PENDING, SHARD_PROCESSING)).update(
+                set={"updated_at": now}, add={"attempts": 1}
+            ),
+        )
+    except ConditionFailed:
+        pass
+
+
+def _complete(services: Services, upload_id: str, index: int, totals: list[PartialRecord]) -> None:
+    top = [
+        {
+            "document": t.document,
+            "doc_type": t.doc_type,
+            "rows": t.rows,
+            "amount": cents_to_decimal(t.cents),
+        }
+        for t in largest(totals, TOP_DOCUMENTS)
+    ]
+    amount: Decimal = cents_to_decimal(sum(t.cents for t in totals))
+    try:
+        transact(
+            services.status.client,
+            [
+                services.status.tx_update(
+                    shard_key(upload_id, index),
+                    SHARD.condition(to=SHARD_COMPLETED, from_=SHARD_PROCESSING).update(
+                        set={
+                            "updated_at": iso(time.time()),
+                            "documents": len(totals),
+                            "amount": amount,
+                            "top_documents": top,
+                        }
+                    ),
+                ),
+                services.status.tx_update(upload_key(upload_id), Update(add={"shards_done": 1})),
+            ],
+        )
+    except TransactionCancelled as cancelled:
+        if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
+            return  # another delivery completed it: its count is in once
+        raise
+
+
+def _record_failure(services: Services, upload_id: str, index: int, error: Exception, final: bool) -> None:
+    message = f"{type(error).__name__}: {error}"[:1000]
+    if not final:
+        services.status.update(shard_key(upload_id, index), Update(set={"last_error": message}))
+        return
+    try:
+        transact(
+            services.status.client,
+            [
+                services.status.tx_update(
+                    shard_key(upload_id, index),
+                    SHARD.condition(to=SHARD_FAILED, from_=(SHARD_PENDING, SHARD_PROCESSING)).update(
+                        set={"last_error": message, "updated_at": iso(time.time())}
+                    ),
+                ),
+                services.status.tx_update(upload_key(upload_id), Update(add={"shards_failed": 1})),
+            ],
+        )
+    except TransactionCancelled:
+        return
+    advance(services, upload_id)
