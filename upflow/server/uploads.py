@@ -495,6 +495,12 @@ def status_document(item: Item) -> dict[str, Any]:
             "done": int(item.get("chunks_done", 0)),
             "failed": int(item.get("chunks_failed", 0)),
         },
+        # The reduce: zero until every chunk is mapped (docs/design.md, "Consolidation").
+        "shards": {
+            "total": int(item.get("shard_total", 0)),
+            "done": int(item.get("shards_done", 0)),
+            "failed": int(item.get("shards_failed", 0)),
+        },
         "summary": summary_from_item(item),
         "first_errors": plain(item.get("first_errors", [])),
         "report_key": item.get("report_key"),
