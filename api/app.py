@@ -21,7 +21,7 @@ from processor.service import ProcessingService
 from processor.work import handle_work
 from upflow.definition import CHUNK_HANDLER, PLANNER_HANDLER, Limits, names_for
 from upflow.server.results import ResultsService
-from upflow.server.uploads import ApiError
+from upflow.server.uploads import HttpError
 from upflow.server.wiring import services_from_env
 
 app = Chalice(app_name="upflow")
@@ -55,20 +55,20 @@ def _json_response(status: int, body: Any) -> Response:
 def _handle(view: Callable[[], Any], status: int = 200) -> Response:
     try:
         return _json_response(status, view())
-    except ApiError as error:
+    except HttpError as error:
         return _json_response(error.status, error.body())
 
 
 def _json_body() -> dict[str, Any]:
     raw = _raw_body()
     if not raw:
-        raise ApiError(400, "invalid_json", "the request body must be a JSON object")
+        raise HttpError(400, "invalid_json", "the request body must be a JSON object")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {error}") from error
+        raise HttpError(400, "invalid_json", f"the request body is not valid JSON: {error}") from error
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the request body must be a JSON object")
+        raise HttpError(400, "invalid_json", "the request body must be a JSON object")
     return body
 
 
@@ -79,7 +79,7 @@ def _query_int(name: str) -> int | None:
     if raw is None:
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise ApiError(400, "invalid_field", f"{name} must be a whole number of bytes", name)
+        raise HttpError(400, "invalid_field", f"{name} must be a whole number of bytes", name)
     return int(raw)
 
 

@@ -12,7 +12,6 @@ in one transaction, and asks :func:`processor.finalize.advance` what comes next.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -21,7 +20,7 @@ from typing import Any
 from processor.batch import Record, receive_count
 from processor.finalize import advance
 from processor.model import partial_key, shard_csv_key, shard_key
-from upflow.aws.dynamo import ConditionFailed, TransactionCancelled, Update, transact
+from processor.workitems import ITEM_COMPLETED, SHARD_WORK, complete, mark_processing, record_failure
 from upflow.core.consolidation import (
     PartialRecord,
     Shard,
@@ -35,14 +34,7 @@ from upflow.core.consolidation import (
 from upflow.core.money import cents_to_decimal
 from upflow.core.rules import decimal_str
 from upflow.definition import results_partition
-from upflow.server.states import (
-    SHARD,
-    SHARD_COMPLETED,
-    SHARD_FAILED,
-    SHARD_PENDING,
-    SHARD_PROCESSING,
-)
-from upflow.server.uploads import iso, upload_key
+from upflow.server.uploads import upload_key
 from upflow.server.wiring import Services
 
 # Partials read at once: bounds the records in flight (and the threads) per reducer.
@@ -57,13 +49,9 @@ def reduce_message(services: Services, record: Record) -> None:
     try:
         reduce_shard_once(services, upload_id, shard)
     except Exception as error:
-        _record_failure(
-            services,
-            upload_id,
-            shard,
-            error,
-            final=receive_count(record) >= services.config.limits.max_receives,
-        )
+        final = receive_count(record) >= services.config.limits.max_receives
+        if record_failure(services, SHARD_WORK, upload_id, shard, error, final):
+            advance(services, upload_id)
         raise
 
 
@@ -72,8 +60,8 @@ def reduce_shard_once(services: Services, upload_id: str, index: int) -> None:
     item = services.status.get(shard_key(upload_id, index))
     if upload is None or item is None:
         raise RuntimeError(f"shard {index} of upload {upload_id} is not planned")
-    if item["status"] != SHARD_COMPLETED:
-        _mark_processing(services, upload_id, index, item)
+    if item["status"] != ITEM_COMPLETED:
+        mark_processing(services, SHARD_WORK, upload_id, index, item)
         shard = Shard(index, int(item["first_bucket"]), int(item["end_bucket"]))
         totals = reduce_records(_shares(services, upload_id, int(upload["chunk_total"]), shard))
         services.results.put_many([_result_item(upload_id, index, total) for total in totals])
@@ -123,37 +111,6 @@ def shard_csv(totals: list[PartialRecord]) -> bytes:
     ).encode("ascii")
 
 
-def _mark_processing(services: Services, upload_id: str, index: int, item: dict[str, Any]) -> None:
-    now = iso(time.time())
-    if item["status"] == SHARD_FAILED:
-        # A late redelivery of a shard already counted as failed: un-count it atomically.
-        try:
-            transact(
-                services.status.client,
-                [
-                    services.status.tx_update(
-                        shard_key(upload_id, index),
-                        SHARD.condition(to=SHARD_PROCESSING, from_=SHARD_FAILED).update(
-                            set={"updated_at": now}, add={"attempts": 1}
-                        ),
-                    ),
-                    services.status.tx_update(upload_key(upload_id), Update(add={"shards_failed": -1})),
-                ],
-            )
-        except TransactionCancelled:
-            pass  # someone else moved it first; the work below is idempotent
-        return
-    try:
-        services.status.update(
-            shard_key(upload_id, index),
-            SHARD.condition(to=SHARD_PROCESSING, from_=(SHARD_PENDING, SHARD_PROCESSING)).update(
-                set={"updated_at": now}, add={"attempts": 1}
-            ),
-        )
-    except ConditionFailed:
-        pass
-
-
 def _complete(services: Services, upload_id: str, index: int, totals: list[PartialRecord]) -> None:
     top = [
         {
@@ -165,48 +122,10 @@ def _complete(services: Services, upload_id: str, index: int, totals: list[Parti
         for t in largest(totals, TOP_DOCUMENTS)
     ]
     amount: Decimal = cents_to_decimal(sum(t.cents for t in totals))
-    try:
-        transact(
-            services.status.client,
-            [
-                services.status.tx_update(
-                    shard_key(upload_id, index),
-                    SHARD.condition(to=SHARD_COMPLETED, from_=SHARD_PROCESSING).update(
-                        set={
-                            "updated_at": iso(time.time()),
-                            "documents": len(totals),
-                            "amount": amount,
-                            "top_documents": top,
-                        }
-                    ),
-                ),
-                services.status.tx_update(upload_key(upload_id), Update(add={"shards_done": 1})),
-            ],
-        )
-    except TransactionCancelled as cancelled:
-        if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
-            return  # another delivery completed it: its count is in once
-        raise
-
-
-def _record_failure(services: Services, upload_id: str, index: int, error: Exception, final: bool) -> None:
-    message = f"{type(error).__name__}: {error}"[:1000]
-    if not final:
-        services.status.update(shard_key(upload_id, index), Update(set={"last_error": message}))
-        return
-    try:
-        transact(
-            services.status.client,
-            [
-                services.status.tx_update(
-                    shard_key(upload_id, index),
-                    SHARD.condition(to=SHARD_FAILED, from_=(SHARD_PENDING, SHARD_PROCESSING)).update(
-                        set={"last_error": message, "updated_at": iso(time.time())}
-                    ),
-                ),
-                services.status.tx_update(upload_key(upload_id), Update(add={"shards_failed": 1})),
-            ],
-        )
-    except TransactionCancelled:
-        return
-    advance(services, upload_id)
+    complete(
+        services,
+        SHARD_WORK,
+        upload_id,
+        index,
+        {"documents": len(totals), "amount": amount, "top_documents": top},
+    )

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 from decimal import Decimal
 from typing import Any
 
 from processor.batch import Record, receive_count
 from processor.finalize import advance, encode_sketch
 from processor.model import chunk_errors_key, chunk_items, chunk_key, partial_key
-from upflow.aws.dynamo import ConditionFailed, Item, TransactionCancelled, Update, transact
+from processor.workitems import CHUNK_WORK, complete, mark_processing, record_failure
+from upflow.aws.dynamo import Item, Update
 from upflow.core.chunk import process_chunk
 from upflow.core.chunking import ChunkRange
 from upflow.core.consolidation import Partial, PartialRecord, encode_partial
@@ -30,8 +29,8 @@ from upflow.core.csvscan import scan_range
 from upflow.core.detect import FileFormat
 from upflow.core.report import encode_chunk_errors
 from upflow.core.rules import DocumentTotals, RegionResult
-from upflow.server.states import CHUNK, CHUNK_COMPLETED, CHUNK_FAILED, CHUNK_PENDING, CHUNK_PROCESSING
-from upflow.server.uploads import iso, upload_key
+from upflow.server.states import CHUNK_COMPLETED
+from upflow.server.uploads import upload_key
 from upflow.server.wiring import Services
 
 log = logging.getLogger("upflow.worker")
@@ -44,13 +43,9 @@ def process_message(services: Services, record: Record) -> None:
     try:
         process_chunk_once(services, upload_id, index)
     except Exception as error:
-        _record_failure(
-            services,
-            upload_id,
-            index,
-            error,
-            final=receive_count(record) >= services.config.limits.max_receives,
-        )
+        final = receive_count(record) >= services.config.limits.max_receives
+        if record_failure(services, CHUNK_WORK, upload_id, index, error, final):
+            advance(services, upload_id)
         raise
 
 
@@ -64,7 +59,7 @@ def process_chunk_once(services: Services, upload_id: str, index: int) -> None:
         # caller that completed it may have died before advancing): re-check it.
         advance(services, upload_id)
         return
-    _mark_processing(services, upload_id, index, chunk_item)
+    mark_processing(services, CHUNK_WORK, upload_id, index, chunk_item)
     result, partial = map_chunk(services, upload_id, upload, chunk_item)
     _complete(services, upload_id, index, result, partial)
     advance(services, upload_id)
@@ -108,37 +103,6 @@ def map_chunk(
 
 def _records(totals: DocumentTotals) -> list[PartialRecord]:
     return list(map(PartialRecord, totals.documents, totals.doc_types, totals.rows, totals.cents))
-
-
-def _mark_processing(services: Services, upload_id: str, index: int, chunk_item: Item) -> None:
-    now = iso(time.time())
-    if chunk_item["status"] == CHUNK_FAILED:
-        # A late redelivery of a chunk already counted as failed: un-count it atomically.
-        try:
-            transact(
-                services.status.client,
-                [
-                    services.status.tx_update(
-                        chunk_key(upload_id, index),
-                        CHUNK.condition(to=CHUNK_PROCESSING, from_=CHUNK_FAILED).update(
-                            set={"updated_at": now}, add={"attempts": 1}
-                        ),
-                    ),
-                    services.status.tx_update(upload_key(upload_id), Update(add={"chunks_failed": -1})),
-                ],
-            )
-        except TransactionCancelled:
-            pass  # someone else moved it first; the state below decides
-        return
-    try:
-        services.status.update(
-            chunk_key(upload_id, index),
-            CHUNK.condition(to=CHUNK_PROCESSING, from_=(CHUNK_PENDING, CHUNK_PROCESSING)).update(
-                set={"updated_at": now}, add={"attempts": 1}
-            ),
-        )
-    except ConditionFailed:
-        pass
 
 
 def _publish_stats(services: Services, upload_id: str, index: int, parity: int, newlines: int) -> None:
@@ -188,21 +152,6 @@ def _count_range(services: Services, key: str, start: int, end: int) -> tuple[in
     return quotes % 2, newlines
 
 
-def _transact_guarded(services: Services, operations: list[dict[str, Any]]) -> bool:
-    """Run a transaction; False when its first (guard) condition says it already happened."""
-    for attempt in range(_TRANSACTION_ATTEMPTS):
-        try:
-            transact(services.status.client, operations)
-            return True
-        except TransactionCancelled as cancelled:
-            if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
-                return False
-            if "TransactionConflict" not in cancelled.reasons and "ThrottlingError" not in cancelled.reasons:
-                raise
-            time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
-    raise RuntimeError("transaction kept conflicting")
-
-
 def _complete(services: Services, upload_id: str, index: int, result: RegionResult, partial: Partial) -> None:
     error_counts = {f"err_{code}": count for code, count in result.errors_by_code.items() if count}
     counts: dict[str, int | Decimal] = {
@@ -212,45 +161,10 @@ def _complete(services: Services, upload_id: str, index: int, result: RegionResu
         "amount_valid": result.amount_valid,
         **error_counts,
     }
-    operations = [
-        services.status.tx_update(
-            chunk_key(upload_id, index),
-            CHUNK.condition(to=CHUNK_COMPLETED, from_=CHUNK_PROCESSING).update(
-                set={
-                    "updated_at": iso(time.time()),
-                    "errors_count": len(result.errors),
-                    "documents": partial.documents,
-                    "sketch": encode_sketch(partial.sketch),
-                    **counts,
-                }
-            ),
-        ),
-        services.status.tx_update(
-            upload_key(upload_id),
-            Update(add={"chunks_done": 1, **counts}, set={"updated_at": iso(time.time())}),
-        ),
-    ]
-    _transact_guarded(services, operations)
-
-
-def _record_failure(services: Services, upload_id: str, index: int, error: Exception, final: bool) -> None:
-    message = f"{type(error).__name__}: {error}"[:1000]
-    try:
-        if not final:
-            services.status.update(chunk_key(upload_id, index), Update(set={"last_error": message}))
-            return
-        transact(
-            services.status.client,
-            [
-                services.status.tx_update(
-                    chunk_key(upload_id, index),
-                    CHUNK.condition(to=CHUNK_FAILED, from_=(CHUNK_PENDING, CHUNK_PROCESSING)).update(
-                        set={"last_error": message, "updated_at": iso(time.time())}
-                    ),
-                ),
-                services.status.tx_update(upload_key(upload_id), Update(add={"chunks_failed": 1})),
-            ],
-        )
-        advance(services, upload_id)
-    except Exception:
-        log.exception("could not record the failure of chunk %s of %s", index, upload_id)
+    fields = {
+        "errors_count": len(result.errors),
+        "documents": partial.documents,
+        "sketch": encode_sketch(partial.sketch),
+        **counts,
+    }
+    complete(services, CHUNK_WORK, upload_id, index, fields, counts)

@@ -15,7 +15,7 @@ from upflow.local.stack import LocalStack
 
 # Uploads the queue pump may still be processing (earlier tests' files): their items change
 # under the test's feet, whatever the request under test does.
-BUSY = frozenset({"uploaded", "processing"})
+BUSY = frozenset({"uploaded", "processing", "reducing"})
 
 
 @dataclass(frozen=True)

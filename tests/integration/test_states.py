@@ -23,6 +23,8 @@ from upflow.server.states import (
     FAILED,
     MACHINES,
     PROCESSING,
+    REDUCING,
+    SHARD,
     UPLOAD,
     UPLOADED,
     UPLOADING,
@@ -108,7 +110,7 @@ def test_a_transition_succeeds_exactly_when_the_machine_allows_it(
 
 def test_the_tables_cover_every_pair() -> None:
     assert len(PAIRS) == sum(len(machine.states) ** 2 for machine in MACHINES)
-    assert {machine.name for machine in MACHINES} == {UPLOAD.name, CHUNK.name}
+    assert {machine.name for machine in MACHINES} == {UPLOAD.name, CHUNK.name, SHARD.name}
 
 
 @pytest.mark.parametrize("how", WRITES)
@@ -124,10 +126,10 @@ def test_the_planner_guard_also_needs_no_plan_yet(table: Table, how: str) -> Non
 
 
 @pytest.mark.parametrize("how", WRITES)
-def test_the_finaliser_guard_also_needs_every_chunk_done(table: Table, how: str) -> None:
-    guard = UPLOAD.condition(to=COMPLETED, from_=(PROCESSING, FAILED)).and_("chunks_done = chunk_total")
-    done = _item_in(table, UPLOAD, FAILED, chunks_done=2, chunk_total=2)
+def test_the_finaliser_guard_also_needs_every_shard_done(table: Table, how: str) -> None:
+    guard = UPLOAD.condition(to=COMPLETED, from_=(REDUCING, FAILED)).and_("shards_done = shard_total")
+    done = _item_in(table, UPLOAD, FAILED, shards_done=2, shard_total=2)
     assert _write(table, how, done, guard.update(remove=("marker",)))
-    assert table.get(done) == {**done, "status": COMPLETED, "chunks_done": 2, "chunk_total": 2}
-    short = _item_in(table, UPLOAD, PROCESSING, chunks_done=1, chunk_total=2)
+    assert table.get(done) == {**done, "status": COMPLETED, "shards_done": 2, "shard_total": 2}
+    short = _item_in(table, UPLOAD, REDUCING, shards_done=1, shard_total=2)
     assert not _write(table, how, short, guard.update())

@@ -256,16 +256,6 @@ class Table:
     def tx_update(self, key: Mapping[str, Any], update: Update) -> dict[str, Any]:
         return {"Update": {"TableName": self.name, "Key": serialize(key), **update.render()}}
 
-    def tx_put_new(self, item: Mapping[str, Any], key_attr: str) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": self.name,
-                "Item": serialize(item),
-                "ConditionExpression": "attribute_not_exists(#k)",
-                "ExpressionAttributeNames": {"#k": key_attr},
-            }
-        }
-
 
 def transact(client: DynamoDBClient, operations: Sequence[dict[str, Any]]) -> None:
     """All-or-nothing write of up to 100 operations (from ``Table.tx_*``).

@@ -33,7 +33,7 @@ class UploadedPart:
 
 
 @dataclass(frozen=True)
-class SignedPart:
+class PresignedPart:
     url: str
     headers: dict[str, str]
 
@@ -58,7 +58,7 @@ class S3Store:
 
     def presign_part(
         self, key: str, mpu_id: str, part_number: int, expires_in: int, checksum_crc32: str | None
-    ) -> SignedPart:
+    ) -> PresignedPart:
         """A URL for one ``UploadPart``; with a checksum, the URL signs its headers.
 
         S3 then refuses (400 BadDigest) bytes whose CRC32 differs from the signed
@@ -76,7 +76,7 @@ class S3Store:
             params["ChecksumAlgorithm"] = CHECKSUM_ALGORITHM
             headers = {CHECKSUM_HEADER: checksum_crc32, CHECKSUM_ALGORITHM_HEADER: CHECKSUM_ALGORITHM}
         url = self._client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in)
-        return SignedPart(url=url, headers=headers)
+        return PresignedPart(url=url, headers=headers)
 
     def list_parts(self, key: str, mpu_id: str) -> list[UploadedPart]:
         """Every uploaded part, following ``PartNumberMarker`` through all pages."""

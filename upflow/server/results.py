@@ -29,7 +29,7 @@ from upflow.aws.s3 import S3Store
 from upflow.core import naming
 from upflow.definition import RuntimeConfig, results_partition
 from upflow.server.states import COMPLETED, COMPLETED_WITH_ERRORS
-from upflow.server.uploads import ApiError, UploadService, document_total, iso
+from upflow.server.uploads import HttpError, UploadService, document_total, iso
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -43,7 +43,7 @@ _CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]{1,512}")
 _CURSOR_KEYS = frozenset({"upload_id", "shard", "after"})
 
 
-class ResultsNotReady(ApiError):
+class ResultsNotReady(HttpError):
     """409 with the upload's status in the error body, so a client can say what to wait for."""
 
     def __init__(self, upload_id: str, status: str) -> None:
@@ -78,12 +78,12 @@ def encode_cursor(upload_id: str, position: Position) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _bad_cursor(message: str) -> ApiError:
-    return ApiError(400, "invalid_cursor", message, "cursor")
+def _bad_cursor(message: str) -> HttpError:
+    return HttpError(400, "invalid_cursor", message, "cursor")
 
 
 def decode_cursor(cursor: str, upload_id: str, shard_total: int) -> Position:
-    """The position ``cursor`` names; ``ApiError`` 400 naming ``cursor`` unless it is one of
+    """The position ``cursor`` names; ``HttpError`` 400 naming ``cursor`` unless it is one of
     this upload's, exactly as ``encode_cursor`` writes it."""
     if not _CURSOR_TEXT.fullmatch(cursor):
         raise _bad_cursor("cursor is not a cursor this API answered")
@@ -115,7 +115,7 @@ def parse_limit(raw: Any) -> int:
         raw = int(raw)
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_LIMIT:
         message = f"limit must be a whole number within 1..{MAX_LIMIT}"
-        raise ApiError(400, "invalid_field", message, "limit")
+        raise HttpError(400, "invalid_field", message, "limit")
     return raw
 
 

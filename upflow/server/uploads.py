@@ -2,7 +2,7 @@
 
 Routes in ``api/app.py`` parse HTTP and call these methods; everything here
 takes already-decoded JSON and answers JSON-ready dicts or raises
-``ApiError`` with the status, code and field the client sees.
+``HttpError`` with the status, code and field the client sees.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ ERROR_CODES = (
 )
 
 
-class ApiError(Exception):
+class HttpError(Exception):
     def __init__(self, status: int, error: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
@@ -66,18 +66,18 @@ def _part_numbers(body: Mapping[str, Any], part_count: int, max_per_call: int, p
     field = f"{prefix}part_numbers"
     raw = body.get("part_numbers")
     if not isinstance(raw, list) or not raw:
-        raise ApiError(400, "invalid_field", "part_numbers must be a non-empty list", field)
+        raise HttpError(400, "invalid_field", "part_numbers must be a non-empty list", field)
     if len(raw) > max_per_call:
-        raise ApiError(400, "too_many_parts", f"at most {max_per_call} part numbers per call", field)
+        raise HttpError(400, "too_many_parts", f"at most {max_per_call} part numbers per call", field)
     numbers: list[int] = []
     for value in raw:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ApiError(400, "invalid_field", "part numbers must be integers", field)
+            raise HttpError(400, "invalid_field", "part numbers must be integers", field)
         if not 1 <= value <= part_count:
-            raise ApiError(400, "invalid_part_number", f"part {value} is outside 1..{part_count}", field)
+            raise HttpError(400, "invalid_part_number", f"part {value} is outside 1..{part_count}", field)
         numbers.append(value)
     if len(set(numbers)) != len(numbers):
-        raise ApiError(400, "invalid_field", "part numbers must not repeat", field)
+        raise HttpError(400, "invalid_field", "part numbers must not repeat", field)
     return numbers
 
 
@@ -87,18 +87,18 @@ def _checksums(body: Mapping[str, Any], numbers: list[int], prefix: str = "") ->
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ApiError(400, "invalid_field", "checksums must be an object of part number to CRC32", field)
+        raise HttpError(400, "invalid_field", "checksums must be an object of part number to CRC32", field)
     wanted = set(numbers)
     parsed: dict[int, str] = {}
     for key, value in raw.items():
         if not (isinstance(key, str) and key.isdigit() and int(key) in wanted):
-            raise ApiError(400, "invalid_field", f"checksum for part {key!r} not requested", field)
+            raise HttpError(400, "invalid_field", f"checksum for part {key!r} not requested", field)
         try:
             decoded = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
         except (binascii.Error, ValueError):
             decoded = b""
         if len(decoded) != 4:
-            raise ApiError(400, "invalid_checksum", f"checksum of part {key} is not a base64 CRC32", field)
+            raise HttpError(400, "invalid_checksum", f"checksum of part {key} is not a base64 CRC32", field)
         parsed[int(key)] = value
     return parsed
 
@@ -119,14 +119,14 @@ def _signing_request(
     checksums = _checksums(body, numbers, prefix)
     if checksum and len(checksums) != len(numbers):
         missing = sorted(set(numbers) - set(checksums))
-        raise ApiError(
+        raise HttpError(
             400,
             "checksum_required",
             f"this upload verifies CRC32 per part; checksums missing for parts {missing[:10]}",
             f"{prefix}checksums",
         )
     if checksums and not checksum:
-        raise ApiError(
+        raise HttpError(
             400, "invalid_field", "this upload was created without checksums", f"{prefix}checksums"
         )
     return PartsToSign(tuple(numbers), checksums)
@@ -179,33 +179,33 @@ class UploadService:
             token = tokens.bearer_from_header(authorization)
             tokens.check_token(self._config.token_secret, upload_id, token)
         except tokens.TokenError as error:
-            raise ApiError(
+            raise HttpError(
                 error.status, "unauthorized" if error.status == 401 else "forbidden", error.message
             ) from error
 
     def load(self, upload_id: str) -> Item:
         item = self._table.get(upload_key(upload_id))
         if item is None:
-            raise ApiError(404, "not_found", f"upload {upload_id} does not exist")
+            raise HttpError(404, "not_found", f"upload {upload_id} does not exist")
         return item
 
     # --- routes ----------------------------------------------------------
     def plan(self, size: Any) -> PartPlan:
-        """The part plan for an object of ``size`` bytes; ``ApiError`` naming ``size`` if none fits."""
+        """The part plan for an object of ``size`` bytes; ``HttpError`` naming ``size`` if none fits."""
         if size is None:
-            raise ApiError(400, "missing_field", "size is required", "size")
+            raise HttpError(400, "missing_field", "size is required", "size")
         if isinstance(size, bool) or not isinstance(size, int):
-            raise ApiError(400, "invalid_field", "size must be an integer", "size")
+            raise HttpError(400, "invalid_field", "size must be an integer", "size")
         if size <= 0:
-            raise ApiError(400, "invalid_size", "size must be a positive number of bytes", "size")
+            raise HttpError(400, "invalid_size", "size must be a positive number of bytes", "size")
         if size > self._limits.max_upload_size:
-            raise ApiError(
+            raise HttpError(
                 413, "too_large", f"size exceeds the maximum of {self._limits.max_upload_size} bytes", "size"
             )
         try:
             return plan_parts(size, self._limits)
         except PartPlanError as error:
-            raise ApiError(413, "too_large", str(error), "size") from error
+            raise HttpError(413, "too_large", str(error), "size") from error
 
     def _first_parts(self, body: Mapping[str, Any], plan: PartPlan, checksum: bool) -> PartsToSign | None:
         """The parts ``POST /uploads`` is asked to sign at once (``sign``), checked before S3 is called.
@@ -217,12 +217,12 @@ class UploadService:
         if raw is None:
             return None
         if not isinstance(raw, dict):
-            raise ApiError(
+            raise HttpError(
                 400, "invalid_field", "sign must be an object {part_size, part_numbers, checksums}", "sign"
             )
         part_size = raw.get("part_size")
         if isinstance(part_size, bool) or not isinstance(part_size, int) or part_size <= 0:
-            raise ApiError(
+            raise HttpError(
                 400, "invalid_field", "sign.part_size must be the positive part size used", "sign.part_size"
             )
         if part_size != plan.part_size:
@@ -235,16 +235,16 @@ class UploadService:
         try:
             filename = naming.validate_filename(body.get("filename"), self._limits.max_filename_length)
         except naming.FilenameError as error:
-            raise ApiError(400, "invalid_filename", str(error), "filename") from error
+            raise HttpError(400, "invalid_filename", str(error), "filename") from error
         plan = self.plan(body.get("size"))
         size = plan.object_size
         try:
             content_type = naming.validate_content_type(body.get("content_type"))
         except naming.FilenameError as error:
-            raise ApiError(400, "invalid_content_type", str(error), "content_type") from error
+            raise HttpError(400, "invalid_content_type", str(error), "content_type") from error
         checksum_choice = body.get("checksum_algorithm", "CRC32")
         if checksum_choice not in ("CRC32", None):
-            raise ApiError(
+            raise HttpError(
                 400, "invalid_field", "checksum_algorithm must be 'CRC32' or null", "checksum_algorithm"
             )
         checksum = checksum_choice == "CRC32"
@@ -286,9 +286,9 @@ class UploadService:
     def _uploading(self, upload_id: str) -> Upload:
         upload = Upload.from_item(self.load(upload_id))
         if upload.status == ABORTED:
-            raise ApiError(409, "upload_aborted", "the upload was aborted")
+            raise HttpError(409, "upload_aborted", "the upload was aborted")
         if upload.status != UPLOADING:
-            raise ApiError(409, "upload_completed", "the upload is already complete")
+            raise HttpError(409, "upload_completed", "the upload is already complete")
         return upload
 
     def sign_parts(self, upload_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -313,7 +313,7 @@ class UploadService:
         try:
             return self._store.list_parts(upload.key, upload.mpu_id)
         except NoSuchUpload as error:
-            raise ApiError(409, "upload_gone", "S3 no longer has this multipart upload") from error
+            raise HttpError(409, "upload_gone", "S3 no longer has this multipart upload") from error
 
     def list_parts(self, upload_id: str) -> dict[str, Any]:
         upload = self._uploading(upload_id)
@@ -334,15 +334,15 @@ class UploadService:
         parts = {part.part_number: part for part in self._list(upload)}
         missing = [n for n in range(1, upload.plan.part_count + 1) if n not in parts]
         if missing:
-            raise ApiError(
+            raise HttpError(
                 422, "missing_parts", f"{len(missing)} parts are missing, first {missing[:10]}", "parts"
             )
         for number, part in parts.items():
             if number > upload.plan.part_count:
-                raise ApiError(422, "unexpected_part", f"part {number} is beyond the plan", "parts")
+                raise HttpError(422, "unexpected_part", f"part {number} is beyond the plan", "parts")
             expected = upload.plan.expected_size(number)
             if part.size != expected:
-                raise ApiError(
+                raise HttpError(
                     422,
                     "wrong_part_size",
                     f"part {number} has {part.size} bytes, expected {expected}",
@@ -353,7 +353,7 @@ class UploadService:
         try:
             etag = self._store.complete_multipart_upload(upload.key, upload.mpu_id, ordered)
         except NoSuchUpload as error:
-            raise ApiError(409, "upload_completed", "the upload is already complete") from error
+            raise HttpError(409, "upload_completed", "the upload is already complete") from error
         try:
             self._table.update(
                 upload_key(upload_id),
@@ -387,21 +387,21 @@ class UploadService:
             return parts
         merged = dict(parts)
         if not isinstance(claimed, list):
-            raise ApiError(400, "invalid_field", "parts must be a list of {part_number, etag}", "parts")
+            raise HttpError(400, "invalid_field", "parts must be a list of {part_number, etag}", "parts")
         for entry in claimed:
             if not isinstance(entry, dict):
-                raise ApiError(400, "invalid_field", "parts must be a list of {part_number, etag}", "parts")
+                raise HttpError(400, "invalid_field", "parts must be a list of {part_number, etag}", "parts")
             number, etag = entry.get("part_number"), entry.get("etag")
             if not isinstance(number, int) or not isinstance(etag, str) or number not in parts:
-                raise ApiError(400, "invalid_field", f"unknown part in parts: {entry!r}", "parts")
+                raise HttpError(400, "invalid_field", f"unknown part in parts: {entry!r}", "parts")
             if etag.strip('"') != parts[number].etag.strip('"'):
-                raise ApiError(422, "etag_mismatch", f"part {number}'s ETag differs from S3's", "parts")
+                raise HttpError(422, "etag_mismatch", f"part {number}'s ETag differs from S3's", "parts")
             checksum = entry.get("checksum_crc32")
             if checksum is None:
                 continue
             stored = parts[number].checksum_crc32
             if not isinstance(checksum, str) or (stored is not None and stored != checksum):
-                raise ApiError(422, "checksum_mismatch", f"part {number}'s CRC32 differs from S3's", "parts")
+                raise HttpError(422, "checksum_mismatch", f"part {number}'s CRC32 differs from S3's", "parts")
             if stored is None:
                 merged[number] = replace(parts[number], checksum_crc32=checksum)
         return merged
@@ -411,14 +411,14 @@ class UploadService:
         if upload.status == ABORTED:
             return {"upload_id": upload_id, "status": ABORTED}
         if upload.status != UPLOADING:
-            raise ApiError(409, "upload_completed", "a completed upload cannot be aborted")
+            raise HttpError(409, "upload_completed", "a completed upload cannot be aborted")
         try:
             self._table.update(
                 upload_key(upload_id),
                 UPLOAD.condition(to=ABORTED, from_=UPLOADING).update(set={"updated_at": iso(self._clock())}),
             )
         except ConditionFailed as error:
-            raise ApiError(409, "upload_completed", "the upload changed state meanwhile") from error
+            raise HttpError(409, "upload_completed", "the upload changed state meanwhile") from error
         self._store.abort_multipart_upload(upload.key, upload.mpu_id)
         return {"upload_id": upload_id, "status": ABORTED}
 

@@ -24,8 +24,7 @@ from upflow.client.api import (
     parse_timestamp,
     signed_put_headers,
 )
-from upflow.server.uploads import ApiError as ServiceError
-from upflow.server.uploads import UploadService
+from upflow.server.uploads import HttpError, UploadService
 
 
 class ServiceApi:
@@ -39,7 +38,7 @@ class ServiceApi:
     def _guard(call: Any) -> Any:
         try:
             return call()
-        except ServiceError as error:
+        except HttpError as error:
             raise ApiError(error.status, error.error, error.message, error.field) from error
 
     def initiate(self, filename: str, size: int, content_type: str | None = "text/csv") -> Initiated:
