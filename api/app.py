@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from chalice.app import Chalice, CORSConfig, Request, Response, SQSEvent
@@ -19,7 +20,15 @@ from processor.batch import run_batch
 from processor.planner import plan_message
 from processor.service import ProcessingService
 from processor.work import handle_work
-from upflow.definition import CHUNK_HANDLER, PLANNER_HANDLER, Limits, names_for
+from upflow.definition import (
+    CHUNK_HANDLER,
+    PLANNER_HANDLER,
+    Limits,
+    local_rate_limit_from_env,
+    names_for,
+    runtime_config_from_env,
+)
+from upflow.server.guard import RateLimiter, parse_json_object, retry_after, too_large
 from upflow.server.results import ResultsService
 from upflow.server.uploads import HttpError
 from upflow.server.wiring import services_from_env
@@ -45,31 +54,53 @@ def _request() -> Request:
 
 def _raw_body() -> bytes:
     raw = _request().raw_body
-    return raw.encode() if isinstance(raw, str) else bytes(raw or b"")
+    # A str (API Gateway, non-binary types) may hold lone surrogates: keep them, as bytes that
+    # are not UTF-8, so the parser refuses them with a 400 instead of an encode error here.
+    return raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw or b"")
 
 
-def _json_response(status: int, body: Any) -> Response:
-    return Response(body=json.dumps(body), status_code=status, headers={"Content-Type": "application/json"})
+def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body),
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def _handle(view: Callable[[], Any], status: int = 200) -> Response:
     try:
         return _json_response(status, view())
     except HttpError as error:
-        return _json_response(error.status, error.body())
+        return _json_response(error.status, error.body(), error.headers)
 
 
-def _json_body() -> dict[str, Any]:
+def _limits() -> Limits:
+    return services_from_env().config.limits
+
+
+def _refuse_declared_length(max_bytes: int, what: str) -> None:
+    """413 from the Content-Length header alone, before the body is decoded or parsed."""
+    declared = (_request().headers.get("content-length") or "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+        raise too_large(max_bytes, what)
+
+
+def _json_body(max_bytes: int | None = None, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object, within the limits (``upflow.server.guard``): 413/400 naming the field.
+
+    ``optional``: an empty body is ``{}``."""
+    limits = _limits()
+    cap = limits.max_json_body_bytes if max_bytes is None else max_bytes
+    _refuse_declared_length(cap, "JSON body")
     raw = _raw_body()
-    if not raw:
-        raise HttpError(400, "invalid_json", "the request body must be a JSON object")
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise HttpError(400, "invalid_json", f"the request body is not valid JSON: {error}") from error
-    if not isinstance(body, dict):
-        raise HttpError(400, "invalid_json", "the request body must be a JSON object")
-    return body
+    if optional and not raw:
+        return {}
+    return parse_json_object(
+        raw,
+        max_bytes=cap,
+        max_depth=limits.max_json_depth,
+        max_number_chars=limits.max_json_number_chars,
+    )
 
 
 def _query_int(name: str) -> int | None:
@@ -89,6 +120,39 @@ def _authorized(upload_id: str) -> None:
 
 def _processing() -> ProcessingService:
     return ProcessingService(services_from_env())
+
+
+@cache
+def _local_limiter() -> RateLimiter | None:
+    """chalice local's per-client token bucket, when UPFLOW_LOCAL_RATE_LIMIT is on (off by default;
+    a deployed stack is throttled by API Gateway's stage settings and usage plan instead)."""
+    if local_rate_limit_from_env(os.environ, _LIMITS) is None:
+        return None  # off: nothing else is read (no secret needed for /health)
+    setting = runtime_config_from_env().local_rate_limit  # "on": the stack's own limits
+    assert setting is not None
+    return RateLimiter(setting.rate, setting.burst)
+
+
+@app.middleware("http")
+def rate_limit(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    limiter = _local_limiter()
+    if limiter is None or event.method == "OPTIONS":
+        return get_response(event)
+    client = str((event.context.get("identity") or {}).get("sourceIp") or "unknown")
+    wait = limiter.acquire(client)
+    if wait <= 0:
+        return get_response(event)
+    return _json_response(
+        429,
+        {
+            "error": "rate_limited",
+            "message": f"too many requests: at most {limiter.rate:g} per second (bursts of {limiter.burst})",
+        },
+        {
+            "Retry-After": retry_after(wait),
+            "Access-Control-Allow-Origin": os.environ.get("UPFLOW_WEB_ORIGIN", "*"),
+        },
+    )
 
 
 @app.route("/health", methods=["GET"])
@@ -123,10 +187,19 @@ def list_parts(upload_id: str) -> Response:
 def complete_upload(upload_id: str) -> Response:
     def view() -> Any:
         _authorized(upload_id)
-        body = _json_body() if _raw_body() else {}
+        # The one body that grows with the upload: every part's ETag and CRC32.
+        body = _json_body(_limits().max_complete_body_bytes, optional=True)
         return services_from_env().uploads.complete(upload_id, body)
 
     return _handle(view)
+
+
+@app.route("/uploads/{upload_id}/token", methods=["POST"])
+def renew_token(upload_id: str) -> Response:
+    """A fresh token for the holder of this upload's token, expired or not (within the grace)."""
+    return _handle(
+        lambda: services_from_env().uploads.renew_token(upload_id, _request().headers.get("authorization"))
+    )
 
 
 @app.route("/uploads/{upload_id}", methods=["DELETE"])
@@ -187,9 +260,16 @@ def preview() -> Response:
 
     def view() -> Any:
         services = services_from_env()
+        # More than the preview size is refused on its Content-Length, before the body is
+        # decoded; the service refuses a longer body too, so at most that much is ever parsed.
+        preview_bytes = services.config.limits.preview_bytes
+        _refuse_declared_length(preview_bytes, "preview body (the head of the file)")
         size = _query_int("size")
         plan = None if size is None else services.uploads.plan(size)
-        answer = ProcessingService(services).preview(_raw_body(), object_size=size)
+        head = _raw_body()
+        if len(head) > preview_bytes:
+            raise too_large(preview_bytes, "preview body (the head of the file)")
+        answer = ProcessingService(services).preview(head, object_size=size)
         if plan is not None:
             answer["upload"] = {"part_size": plan.part_size, "part_count": plan.part_count}
         return answer

@@ -43,8 +43,15 @@ CONFIG_KEYS = (
     "maxUploadSize",
     "urlExpirySeconds",
     "lifecycleDays",
+    "reportRetentionDays",
+    "resultsRetentionDays",
+    "tokenTtlSeconds",
+    "apiRateLimit",
+    "apiBurstLimit",
     "chunkBatchSize",
     "eventsBatchSize",
+    "eventsMaxConcurrency",
+    "chunksMaxConcurrency",
     *(
         f"{prefix}{field}"
         for prefix in FUNCTION_CONFIG_PREFIX.values()
@@ -60,6 +67,9 @@ CONFIG_KEYS = (
 API_GATEWAY_MAX_TIMEOUT_SECONDS = 29
 SQS_MAX_VISIBILITY_SECONDS = 12 * 3600
 SQS_MAX_BATCH_SIZE = 10_000
+# Maximum concurrency of an SQS event source mapping (more than 1000 needs a quota raise).
+SQS_MAPPING_MIN_CONCURRENCY = 2
+SQS_MAPPING_MAX_CONCURRENCY = 1000
 
 
 class ConfigError(pulumi.RunError):
@@ -119,6 +129,17 @@ def validate(config: StackConfig) -> None:
             raise ConfigError(f"{label} must be within 1..{SQS_MAX_BATCH_SIZE}")
     if config.limits.lifecycle_days < 1:
         raise ConfigError("lifecycleDays must be at least 1")
+    for label, concurrency in (
+        ("eventsMaxConcurrency", config.limits.events_max_concurrency),
+        ("chunksMaxConcurrency", config.limits.chunks_max_concurrency),
+    ):
+        if not SQS_MAPPING_MIN_CONCURRENCY <= concurrency <= SQS_MAPPING_MAX_CONCURRENCY:
+            raise ConfigError(
+                f"{label} must be within {SQS_MAPPING_MIN_CONCURRENCY}..{SQS_MAPPING_MAX_CONCURRENCY} "
+                "(the maximum concurrency AWS allows an SQS event source mapping)"
+            )
+    if config.limits.api_burst_limit < config.limits.api_rate_limit:
+        raise ConfigError("apiBurstLimit must be at least apiRateLimit (a second's worth of requests)")
     if config.architecture not in ARCHITECTURES:
         raise ConfigError(
             f"lambdaArchitecture {config.architecture!r} is not one of {', '.join(ARCHITECTURES)}"
@@ -142,14 +163,29 @@ def load_config(stack: str | None = None) -> StackConfig:
     config = pulumi.Config(CONFIG_NAMESPACE)
     stack = stack or pulumi.get_stack()
     base = Limits()
-    limits = Limits(
-        chunk_size=config.get_int("chunkSize") or base.chunk_size,
-        max_upload_size=config.get_int("maxUploadSize") or base.max_upload_size,
-        url_expiry_seconds=config.get_int("urlExpirySeconds") or base.url_expiry_seconds,
-        lifecycle_days=config.get_int("lifecycleDays") or base.lifecycle_days,
-        chunk_batch_size=config.get_int("chunkBatchSize") or base.chunk_batch_size,
-        events_batch_size=config.get_int("eventsBatchSize") or base.events_batch_size,
-    )
+
+    def get_int(key: str, default: int) -> int:
+        value = config.get_int(key)
+        return default if value is None else value
+
+    try:
+        limits = Limits(
+            chunk_size=config.get_int("chunkSize") or base.chunk_size,
+            max_upload_size=config.get_int("maxUploadSize") or base.max_upload_size,
+            url_expiry_seconds=config.get_int("urlExpirySeconds") or base.url_expiry_seconds,
+            lifecycle_days=get_int("lifecycleDays", base.lifecycle_days),
+            report_retention_days=get_int("reportRetentionDays", base.report_retention_days),
+            results_retention_days=get_int("resultsRetentionDays", base.results_retention_days),
+            token_ttl_seconds=get_int("tokenTtlSeconds", base.token_ttl_seconds),
+            api_rate_limit=get_int("apiRateLimit", base.api_rate_limit),
+            api_burst_limit=get_int("apiBurstLimit", base.api_burst_limit),
+            chunk_batch_size=config.get_int("chunkBatchSize") or base.chunk_batch_size,
+            events_batch_size=config.get_int("eventsBatchSize") or base.events_batch_size,
+            events_max_concurrency=get_int("eventsMaxConcurrency", base.events_max_concurrency),
+            chunks_max_concurrency=get_int("chunksMaxConcurrency", base.chunks_max_concurrency),
+        )
+    except ValueError as error:  # Limits' own checks (lifecycleDays >= 1, positive rates, ...)
+        raise ConfigError(f"upflow config: {error}") from error
     functions = {
         handler: FunctionSpec(
             memory_mb=config.get_int(f"{prefix}MemoryMb") or FUNCTIONS[handler].memory_mb,

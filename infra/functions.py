@@ -1,5 +1,6 @@
 """One Lambda function per Chalice handler, each with its own role, log group and (for
-the SQS consumers) an event source mapping that reports partial batch failures."""
+the SQS consumers) an event source mapping that reports partial batch failures and caps
+how many invocations it runs at once."""
 
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ class Deployed:
 
 @dataclass(frozen=True)
 class Consumer:
-    """Which queue feeds which handler, how many messages at a time."""
+    """Which queue feeds which handler, how many messages at a time, in how many invocations at most."""
 
     handler: str
     queue: aws.sqs.Queue
     batch_size: int
+    max_concurrency: int
 
 
 def function_name(stack: str, handler: str) -> str:
@@ -56,6 +58,7 @@ def plain_environment(names: ResourceNames, limits: Limits) -> dict[str, str]:
         "UPFLOW_MAX_UPLOAD_SIZE": str(limits.max_upload_size),
         "UPFLOW_URL_EXPIRY_SECONDS": str(limits.url_expiry_seconds),
         "UPFLOW_LIFECYCLE_DAYS": str(limits.lifecycle_days),
+        "UPFLOW_TOKEN_TTL_SECONDS": str(limits.token_ttl_seconds),
         "UPFLOW_CHUNK_BATCH_SIZE": str(limits.chunk_batch_size),
     }
 
@@ -125,8 +128,8 @@ def create_functions(
 
 def consumers(limits: Limits, events_queue: aws.sqs.Queue, chunks_queue: aws.sqs.Queue) -> list[Consumer]:
     return [
-        Consumer(PLANNER_HANDLER, events_queue, limits.events_batch_size),
-        Consumer(CHUNK_HANDLER, chunks_queue, limits.chunk_batch_size),
+        Consumer(PLANNER_HANDLER, events_queue, limits.events_batch_size, limits.events_max_concurrency),
+        Consumer(CHUNK_HANDLER, chunks_queue, limits.chunk_batch_size, limits.chunks_max_concurrency),
     ]
 
 
@@ -150,6 +153,10 @@ def create_event_source_mappings(
                 BATCHING_WINDOW_SECONDS if feed.batch_size > SQS_UNWINDOWED_MAX_BATCH else None
             ),
             function_response_types=["ReportBatchItemFailures"],
+            # However deep the queue (a 2 TB upload is 10,000 chunks), at most this many
+            # invocations at once: the rest of the account's concurrency (the API) and the
+            # tables' write rate are left to everyone else.
+            scaling_config={"maximum_concurrency": feed.max_concurrency},
             # The role must be able to receive before Lambda validates the mapping.
             opts=pulumi.ResourceOptions(depends_on=[target.access_policy]),
         )

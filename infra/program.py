@@ -33,7 +33,7 @@ def define(config: StackConfig) -> dict[str, pulumi.Output[str]]:
 
     uploads = create_uploads_bucket(
         names,
-        lifecycle_days=limits.lifecycle_days,
+        limits=limits,
         web_origin=web_origin,
         force_destroy=config.force_destroy_uploads,
     )
@@ -59,7 +59,7 @@ def define(config: StackConfig) -> dict[str, pulumi.Output[str]]:
     ).apply(lambda values: policies.ResourceArns(*values))
     functions = create_functions(config, artifacts, arns, web_origin)
     create_event_source_mappings(functions, consumers(limits, events.queue, chunks.queue))
-    api = create_rest_api(names, artifacts, functions[API_HANDLER].function, web_origin)
+    api = create_rest_api(names, artifacts, functions[API_HANDLER].function, web_origin, limits)
     publish_site(site, files, api.url)
 
     return {

@@ -1,4 +1,5 @@
-"""The uploads bucket: private, encrypted, TLS-only, CORS for the web page, events to EventBridge."""
+"""The uploads bucket: private, encrypted, TLS-only, CORS for the web page, events to EventBridge,
+and a lifecycle per prefix (upflow.definition.Limits.expiry_days_by_prefix)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,45 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import policies
-from upflow.definition import CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSE_HEADERS, ResourceNames
+from upflow.definition import (
+    CORS_ALLOWED_HEADERS,
+    CORS_ALLOWED_METHODS,
+    CORS_EXPOSE_HEADERS,
+    Limits,
+    ResourceNames,
+)
 
 # Infra-only: how long browsers may cache the CORS preflight answer.
 CORS_MAX_AGE_SECONDS = 3000
 ABORT_MPU_RULE_ID = "abort-incomplete-multipart-uploads"
-EXPIRE_RULE_ID = "expire-objects"
+
+
+def expire_rule_id(prefix: str) -> str:
+    """``expire-uploads``, ``expire-reports``, ... (one rule per prefix)."""
+    return f"expire-{prefix.strip('/')}"
+
+
+def lifecycle_rules(limits: Limits) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
+    """The bucket's lifecycle: incomplete multipart uploads aborted after ``lifecycle_days``
+    (whole bucket: only uploads/ has any), and each prefix expired after its own days."""
+    rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
+        {
+            "id": ABORT_MPU_RULE_ID,
+            "status": "Enabled",
+            "filter": {},
+            "abort_incomplete_multipart_upload": {"days_after_initiation": limits.lifecycle_days},
+        }
+    ]
+    for prefix, days in limits.expiry_days_by_prefix().items():
+        rules.append(
+            {
+                "id": expire_rule_id(prefix),
+                "status": "Enabled",
+                "filter": {"prefix": prefix},
+                "expiration": {"days": days},
+            }
+        )
+    return rules
 
 
 @dataclass(frozen=True)
@@ -56,7 +90,7 @@ def private_bucket(
 
 
 def create_uploads_bucket(
-    names: ResourceNames, *, lifecycle_days: int, web_origin: pulumi.Input[str], force_destroy: bool
+    names: ResourceNames, *, limits: Limits, web_origin: pulumi.Input[str], force_destroy: bool
 ) -> UploadsBucket:
     private = private_bucket("uploads", names.bucket, force_destroy=force_destroy)
     bucket = private.bucket
@@ -84,20 +118,7 @@ def create_uploads_bucket(
     aws.s3.BucketLifecycleConfiguration(
         "uploads-lifecycle",
         bucket=bucket.id,
-        rules=[
-            {
-                "id": ABORT_MPU_RULE_ID,
-                "status": "Enabled",
-                "filter": {},
-                "abort_incomplete_multipart_upload": {"days_after_initiation": lifecycle_days},
-            },
-            {
-                "id": EXPIRE_RULE_ID,
-                "status": "Enabled",
-                "filter": {},
-                "expiration": {"days": lifecycle_days},
-            },
-        ],
+        rules=lifecycle_rules(limits),
         opts=child,
     )
     notification = aws.s3.BucketNotification(

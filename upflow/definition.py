@@ -18,6 +18,7 @@ MiB = 1024 * KiB
 GiB = 1024 * MiB
 TiB = 1024 * GiB
 TB = 10**12
+DAY = 24 * 3600
 
 # --- S3 multipart limits (AWS documents these; they bound every plan) -------
 S3_MIN_PART_SIZE = 5 * MiB
@@ -46,8 +47,35 @@ class Limits:
     max_filename_length: int = 255
     max_parts_per_sign_call: int = 100
     url_expiry_seconds: int = 15 * 60
+    # An upload token is good for this long after it is issued; an expired one can still be
+    # renewed (POST /uploads/{id}/token) for token_renewal_grace_seconds more.
     token_ttl_seconds: int = 7 * 24 * 3600
+    # S3 aborts incomplete multipart uploads, and expires the raw objects (and their partials and
+    # chunk errors), this many days after they were made (stack setting lifecycleDays).
     lifecycle_days: int = 1
+    # Reports (reports/) and totals (results/) outlive the raw object by this many days.
+    report_retention_days: int = 30
+    results_retention_days: int = 30
+    # The part of the lifecycle an upload may plan to use: the rest is left for retries and complete.
+    upload_window_margin_seconds: int = 2 * 3600
+    # A rate that most links sustain, assumed when a client states none (100 Mbit/s): an initiate
+    # answers a warning when the file could not finish in the window at it. (2 TB a day is ~185 Mbit/s.)
+    assumed_rate_bytes_per_second: int = 12_500_000
+    # Hostile requests: JSON bodies (POST /uploads, sign calls) at most this big, ...
+    max_json_body_bytes: int = 64 * KiB
+    # ... but complete lists up to 10,000 parts' ETags and CRC32s (~110 bytes each).
+    max_complete_body_bytes: int = 2 * MiB
+    # No request of the API nests deeper than 3; numbers longer than this are no sizes.
+    max_json_depth: int = 16
+    max_json_number_chars: int = 32
+    # Requests per second (steady) and burst: API Gateway's stage throttling and usage plan, and
+    # chalice local's per-client token bucket when UPFLOW_LOCAL_RATE_LIMIT is on.
+    api_rate_limit: int = 50
+    api_burst_limit: int = 100
+    # Most concurrent Lambda invocations per SQS event source mapping (AWS allows 2..1000), so one
+    # giant upload can neither take the account's concurrency nor throttle the tables.
+    events_max_concurrency: int = 2
+    chunks_max_concurrency: int = 20
     chunk_size: int = 8 * MiB
     max_chunks: int = 10_000
     max_row_bytes: int = 1 * MiB
@@ -76,6 +104,50 @@ class Limits:
             raise ValueError("min_part_size is below S3's 5 MiB minimum")
         if not 1 <= self.max_parts <= S3_MAX_PARTS:
             raise ValueError("max_parts must be within 1..10000")
+        if self.lifecycle_days < 1:
+            raise ValueError("lifecycle_days must be at least 1")
+        if not 0 <= self.upload_window_margin_seconds < self.lifecycle_days * DAY:
+            raise ValueError("upload_window_margin_seconds must be shorter than the lifecycle")
+        for name in (
+            "token_ttl_seconds",
+            "report_retention_days",
+            "results_retention_days",
+            "api_rate_limit",
+            "api_burst_limit",
+            "assumed_rate_bytes_per_second",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+
+    @property
+    def lifecycle_seconds(self) -> int:
+        return self.lifecycle_days * DAY
+
+    @property
+    def upload_window_seconds(self) -> int:
+        """How long an upload may take: S3 aborts it ``lifecycle_days`` after initiate (at the
+        earliest; S3 rounds up to the next midnight UTC), less the margin."""
+        return self.lifecycle_seconds - self.upload_window_margin_seconds
+
+    @property
+    def token_renewal_grace_seconds(self) -> int:
+        """How long after its expiry a genuine token may still be renewed: the lifecycle, the
+        longest an upload can go on (docs/design.md, "Tokens")."""
+        return self.lifecycle_seconds
+
+    def expiry_days_by_prefix(self) -> dict[str, int]:
+        """Days after which S3 expires the objects under each prefix of the uploads bucket.
+
+        The raw object and what is derived from it chunk by chunk go with it; reports and
+        totals are made after the object, and kept their own retention beyond its expiry.
+        """
+        return {
+            UPLOADS_PREFIX: self.lifecycle_days,
+            PARTIALS_PREFIX: self.lifecycle_days,
+            CHUNK_ERRORS_PREFIX: self.lifecycle_days,
+            REPORTS_PREFIX: self.lifecycle_days + self.report_retention_days,
+            RESULTS_PREFIX: self.lifecycle_days + self.results_retention_days,
+        }
 
 
 @dataclass(frozen=True)
@@ -174,6 +246,35 @@ CORS_ALLOWED_HEADERS = ("*",)
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``rate`` requests per second, up to ``burst`` at once."""
+
+    rate: float
+    burst: int
+
+
+# chalice local only: "on" (the stack's api_rate_limit/api_burst_limit, as API Gateway applies
+# them) or "<rate>/<burst>"; unset, empty, "0" or "off": no limit (the test suite's default).
+LOCAL_RATE_LIMIT_ENV = "UPFLOW_LOCAL_RATE_LIMIT"
+
+
+def local_rate_limit_from_env(env: Mapping[str, str], limits: Limits) -> RateLimit | None:
+    raw = env.get(LOCAL_RATE_LIMIT_ENV, "").strip().lower()
+    if raw in ("", "0", "off", "false", "no"):
+        return None
+    if raw in ("1", "on", "true", "yes"):
+        return RateLimit(float(limits.api_rate_limit), limits.api_burst_limit)
+    rate, slash, burst = raw.partition("/")
+    try:
+        limit = RateLimit(float(rate), int(burst) if slash else max(1, int(float(rate))))
+    except ValueError:
+        limit = RateLimit(0.0, 0)
+    if not (limit.rate > 0 and limit.burst >= 1):
+        raise ValueError(f"{LOCAL_RATE_LIMIT_ENV} must be 'on', 'off' or '<rate>/<burst>', not {raw!r}")
+    return limit
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     """What a running handler needs: names, limits, secret, allowed origin."""
 
@@ -181,6 +282,8 @@ class RuntimeConfig:
     limits: Limits = field(default_factory=Limits)
     token_secret: bytes = b""
     web_origin: str = "*"
+    # chalice local's per-client limiter (None: off; API Gateway throttles a deployed stack).
+    local_rate_limit: RateLimit | None = None
 
 
 def _int_env(env: Mapping[str, str], key: str, default: int) -> int:
@@ -214,6 +317,17 @@ def runtime_config_from_env(env: Mapping[str, str] | None = None) -> RuntimeConf
         retry_backoff_seconds=_int_env(env, "UPFLOW_RETRY_BACKOFF_SECONDS", base.retry_backoff_seconds),
         plan_page_chunks=_int_env(env, "UPFLOW_PLAN_PAGE_CHUNKS", base.plan_page_chunks),
         documents_per_shard=_int_env(env, "UPFLOW_DOCUMENTS_PER_SHARD", base.documents_per_shard),
+        token_ttl_seconds=_int_env(env, "UPFLOW_TOKEN_TTL_SECONDS", base.token_ttl_seconds),
+        report_retention_days=_int_env(env, "UPFLOW_REPORT_RETENTION_DAYS", base.report_retention_days),
+        results_retention_days=_int_env(env, "UPFLOW_RESULTS_RETENTION_DAYS", base.results_retention_days),
+        upload_window_margin_seconds=_int_env(
+            env, "UPFLOW_UPLOAD_WINDOW_MARGIN_SECONDS", base.upload_window_margin_seconds
+        ),
+        assumed_rate_bytes_per_second=_int_env(
+            env, "UPFLOW_ASSUMED_RATE_BYTES_PER_SECOND", base.assumed_rate_bytes_per_second
+        ),
+        api_rate_limit=_int_env(env, "UPFLOW_API_RATE_LIMIT", base.api_rate_limit),
+        api_burst_limit=_int_env(env, "UPFLOW_API_BURST_LIMIT", base.api_burst_limit),
     )
     secret = env.get("UPFLOW_TOKEN_SECRET", "")
     if not secret:
@@ -223,4 +337,5 @@ def runtime_config_from_env(env: Mapping[str, str] | None = None) -> RuntimeConf
         limits=limits,
         token_secret=secret.encode(),
         web_origin=env.get("UPFLOW_WEB_ORIGIN", "*"),
+        local_rate_limit=local_rate_limit_from_env(env, limits),
     )

@@ -79,6 +79,7 @@ ROUTES = {
     "/uploads": {"post"},
     "/uploads/{upload_id}/parts": {"post", "get"},
     "/uploads/{upload_id}/complete": {"post"},
+    "/uploads/{upload_id}/token": {"post"},
     "/uploads/{upload_id}": {"get", "delete"},
     "/uploads/{upload_id}/errors": {"get"},
     "/uploads/{upload_id}/results": {"get"},

@@ -73,6 +73,13 @@ def test_example_values_are_applied(stack_config):
     assert config.limits.url_expiry_seconds == int(values["urlExpirySeconds"])
     assert config.limits.lifecycle_days == int(values["lifecycleDays"])
     assert config.limits.chunk_batch_size == int(values["chunkBatchSize"])
+    assert config.limits.report_retention_days == int(values["reportRetentionDays"])
+    assert config.limits.results_retention_days == int(values["resultsRetentionDays"])
+    assert config.limits.token_ttl_seconds == int(values["tokenTtlSeconds"])
+    assert config.limits.api_rate_limit == int(values["apiRateLimit"])
+    assert config.limits.api_burst_limit == int(values["apiBurstLimit"])
+    assert config.limits.events_max_concurrency == int(values["eventsMaxConcurrency"])
+    assert config.limits.chunks_max_concurrency == int(values["chunksMaxConcurrency"])
     assert config.functions[API_HANDLER] == FunctionSpec(
         int(values["apiMemoryMb"]), int(values["apiTimeoutSeconds"])
     )
@@ -93,8 +100,15 @@ def test_example_documents_the_definitions_defaults(stack_config):
         "max_upload_size",
         "url_expiry_seconds",
         "lifecycle_days",
+        "report_retention_days",
+        "results_retention_days",
+        "token_ttl_seconds",
+        "api_rate_limit",
+        "api_burst_limit",
         "chunk_batch_size",
         "events_batch_size",
+        "events_max_concurrency",
+        "chunks_max_concurrency",
     ):
         assert getattr(config.limits, field) == getattr(defaults, field), field
     assert dict(config.functions) == dict(FUNCTIONS)
@@ -120,8 +134,16 @@ def test_overrides(stack_config):
             "plannerTimeoutSeconds": "60",
             "forceDestroyUploads": "true",
             "lambdaArchitecture": "arm64",
+            "lifecycleDays": "14",
+            "reportRetentionDays": "90",
+            "chunksMaxConcurrency": "5",
+            "apiRateLimit": "10",
+            "apiBurstLimit": "20",
         }
     )
+    assert config.limits.lifecycle_days == 14 and config.limits.report_retention_days == 90
+    assert config.limits.chunks_max_concurrency == 5
+    assert (config.limits.api_rate_limit, config.limits.api_burst_limit) == (10, 20)
     assert config.architecture == "arm64"
     assert config.web_origin == "*"
     assert config.build_dir == REPO_ROOT / "out" / "pkg"
@@ -142,6 +164,12 @@ def test_token_secret_is_required(stack_config):
         ("processorTimeoutSeconds", "9000", "visibility"),
         ("chunkBatchSize", "20000", "chunkBatchSize"),
         ("lambdaArchitecture", "aarch64", "lambdaArchitecture 'aarch64' is not one of x86_64, arm64"),
+        ("chunksMaxConcurrency", "1", "chunksMaxConcurrency must be within 2..1000"),
+        ("eventsMaxConcurrency", "1001", "eventsMaxConcurrency must be within 2..1000"),
+        ("lifecycleDays", "0", "lifecycle_days must be at least 1"),
+        ("reportRetentionDays", "0", "report_retention_days must be positive"),
+        ("apiRateLimit", "0", "api_rate_limit must be positive"),
+        ("apiBurstLimit", "10", "apiBurstLimit must be at least apiRateLimit"),
     ],
 )
 def test_out_of_range_values_are_refused(stack_config, key, value, message):

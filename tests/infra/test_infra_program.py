@@ -10,19 +10,26 @@ import json
 
 import pytest
 
+from infra.api_gateway import GATEWAY_RESPONSES
 from infra.chalice_artifacts import ArtifactError
 from infra.functions import function_name, log_group_name
 from infra.policies import wildcard_resources
 from infra.site import WebBuildMissing
+from upflow import definition
 from upflow.definition import (
     API_HANDLER,
+    CHUNK_ERRORS_PREFIX,
     CHUNK_HANDLER,
     CORS_ALLOWED_HEADERS,
     CORS_ALLOWED_METHODS,
     FUNCTIONS,
+    PARTIALS_PREFIX,
     PLANNER_HANDLER,
+    REPORTS_PREFIX,
+    RESULTS_PREFIX,
     RESULTS_TABLE_KEYS,
     STATUS_TABLE_KEYS,
+    UPLOADS_PREFIX,
     VISIBILITY_TIMEOUT_FACTOR,
     FunctionSpec,
     Limits,
@@ -56,7 +63,19 @@ def tuned(make_config, stack_runner):
         PLANNER_HANDLER: FunctionSpec(memory_mb=768, timeout_seconds=120),
         CHUNK_HANDLER: FunctionSpec(memory_mb=3008, timeout_seconds=600),
     }
-    limits = Limits(lifecycle_days=3, chunk_batch_size=5, events_batch_size=2, chunk_size=16 * 2**20)
+    limits = Limits(
+        lifecycle_days=3,
+        report_retention_days=60,
+        results_retention_days=90,
+        token_ttl_seconds=3600,
+        api_rate_limit=20,
+        api_burst_limit=40,
+        chunk_batch_size=5,
+        events_batch_size=2,
+        events_max_concurrency=3,
+        chunks_max_concurrency=50,
+        chunk_size=16 * 2**20,
+    )
     return stack_runner(
         make_config(
             web_origin="https://upload.example.com", limits=limits, functions=functions, log_retention_days=30
@@ -127,16 +146,39 @@ def test_uploads_bucket_sends_events_to_eventbridge(run):
     assert notification.inputs == {"bucket": NAMES.bucket, "eventbridge": True}
 
 
-@pytest.mark.parametrize(("scenario", "days"), [("run", Limits().lifecycle_days), ("tuned", 3)])
-def test_lifecycle_aborts_multipart_uploads_and_expires_objects(request, scenario, days):
+@pytest.mark.parametrize(
+    ("scenario", "days", "reports", "results"),
+    [("run", 1, 1 + 30, 1 + 30), ("tuned", 3, 3 + 60, 3 + 90)],
+)
+def test_lifecycle_aborts_multipart_uploads_and_expires_each_prefix(
+    request, scenario, days, reports, results
+):
     stack = request.getfixturevalue(scenario)
     rules = stack.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
     by_id = {rule["id"]: rule for rule in rules}
-    assert set(by_id) == {"abort-incomplete-multipart-uploads", "expire-objects"}
-    abort, expire = by_id["abort-incomplete-multipart-uploads"], by_id["expire-objects"]
-    assert abort["status"] == expire["status"] == "Enabled"
+    assert all(rule["status"] == "Enabled" for rule in rules)
+    # Incomplete multipart uploads: aborted lifecycleDays after initiate, anywhere in the bucket.
+    abort = by_id.pop("abort-incomplete-multipart-uploads")
     assert abort["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": days}
-    assert expire["expiration"] == {"days": days}
+    assert "expiration" not in abort and not abort.get("filter")
+    # Every object: the raw upload and what is derived from it chunk by chunk go with the
+    # lifecycle; reports and totals stay their own retention after the raw object expires.
+    expiry = {rule["filter"]["prefix"]: rule["expiration"]["days"] for rule in by_id.values()}
+    assert expiry == {
+        UPLOADS_PREFIX: days,
+        PARTIALS_PREFIX: days,
+        CHUNK_ERRORS_PREFIX: days,
+        REPORTS_PREFIX: reports,
+        RESULTS_PREFIX: results,
+    }
+    assert set(by_id) == {f"expire-{prefix.strip('/')}" for prefix in expiry}
+
+
+def test_every_prefix_of_the_bucket_has_an_expiry(run):
+    """A prefix added to definition.py without a lifecycle rule would keep its objects forever."""
+    prefixes = {value for name, value in vars(definition).items() if name.endswith("_PREFIX")}
+    rules = run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
+    assert prefixes == {rule["filter"]["prefix"] for rule in rules if "expiration" in rule}
 
 
 # --- queues --------------------------------------------------------------------
@@ -262,12 +304,14 @@ def test_function_environment(run, tuned):
             "UPFLOW_MAX_UPLOAD_SIZE": str(limits.max_upload_size),
             "UPFLOW_URL_EXPIRY_SECONDS": str(limits.url_expiry_seconds),
             "UPFLOW_LIFECYCLE_DAYS": str(limits.lifecycle_days),
+            "UPFLOW_TOKEN_TTL_SECONDS": str(limits.token_ttl_seconds),
             "UPFLOW_CHUNK_BATCH_SIZE": str(limits.chunk_batch_size),
         }
     env = tuned.one(FUNCTION, API_HANDLER).inputs["environment"]["variables"]
     assert env["UPFLOW_WEB_ORIGIN"] == "https://upload.example.com"
     assert env["UPFLOW_CHUNK_SIZE"] == str(16 * 2**20)
     assert env["UPFLOW_LIFECYCLE_DAYS"] == "3"
+    assert env["UPFLOW_TOKEN_TTL_SECONDS"] == "3600"
     assert env["UPFLOW_CHUNK_BATCH_SIZE"] == "5"
 
 
@@ -281,13 +325,17 @@ def test_log_groups_have_retention(run, tuned):
 
 
 @pytest.mark.parametrize(
-    ("scenario", "sizes"),
+    ("scenario", "sizes", "concurrency"),
     [
-        ("run", {PLANNER_HANDLER: Limits().events_batch_size, CHUNK_HANDLER: Limits().chunk_batch_size}),
-        ("tuned", {PLANNER_HANDLER: 2, CHUNK_HANDLER: 5}),
+        (
+            "run",
+            {PLANNER_HANDLER: Limits().events_batch_size, CHUNK_HANDLER: Limits().chunk_batch_size},
+            {PLANNER_HANDLER: 2, CHUNK_HANDLER: 20},
+        ),
+        ("tuned", {PLANNER_HANDLER: 2, CHUNK_HANDLER: 5}, {PLANNER_HANDLER: 3, CHUNK_HANDLER: 50}),
     ],
 )
-def test_queues_feed_their_handlers_reporting_item_failures(request, scenario, sizes):
+def test_queues_feed_their_handlers_reporting_item_failures(request, scenario, sizes, concurrency):
     stack = request.getfixturevalue(scenario)
     queues = {PLANNER_HANDLER: NAMES.events_queue, CHUNK_HANDLER: NAMES.chunks_queue}
     mappings = stack.of_type(MAPPING)
@@ -298,6 +346,10 @@ def test_queues_feed_their_handlers_reporting_item_failures(request, scenario, s
         assert mapping.inputs["functionName"].endswith(f":function:{function_name('test', handler)}")
         assert mapping.inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
         assert mapping.inputs["batchSize"] == sizes[handler]
+        # One giant upload cannot take every invocation (nor every table write) there is.
+        assert mapping.inputs["scalingConfig"] == {"maximumConcurrency": concurrency[handler]}
+        assert 2 <= concurrency[handler] <= 1000
+    assert (Limits().events_max_concurrency, Limits().chunks_max_concurrency) == (2, 20)
 
 
 # --- IAM -----------------------------------------------------------------------
@@ -460,6 +512,47 @@ def test_stage_deployment_and_invoke_permission(run):
     assert permission.inputs["action"] == "lambda:InvokeFunction"
     assert permission.inputs["function"] == function_name("test", API_HANDLER)
     assert permission.inputs["sourceArn"] == "arn:aws:execute-api:us-east-1:123456789012:a1b2c3/*"
+
+
+@pytest.mark.parametrize(("scenario", "rate", "burst"), [("run", 50, 100), ("tuned", 20, 40)])
+def test_the_stage_is_throttled_and_has_a_usage_plan(request, scenario, rate, burst):
+    stack = request.getfixturevalue(scenario)
+    assert (Limits().api_rate_limit, Limits().api_burst_limit) == (50, 100)
+    settings = stack.one("aws:apigateway/methodSettings:MethodSettings")
+    assert settings.inputs["restApi"] == "a1b2c3"
+    assert settings.inputs["stageName"] == "api"
+    assert settings.inputs["methodPath"] == "*/*"  # every route, /preview included
+    assert settings.inputs["settings"] == {"throttlingRateLimit": rate, "throttlingBurstLimit": burst}
+    plan = stack.one("aws:apigateway/usagePlan:UsagePlan")
+    assert plan.inputs["name"] == "upflow-test-api"
+    assert plan.inputs["apiStages"] == [{"apiId": "a1b2c3", "stage": "api"}]
+    assert plan.inputs["throttleSettings"] == {"rateLimit": rate, "burstLimit": burst}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "origin"), [("run", CLOUDFRONT_URL), ("tuned", "https://upload.example.com")]
+)
+def test_gateway_refusals_answer_the_apis_json_errors(request, scenario, origin):
+    stack = request.getfixturevalue(scenario)
+    responses = {
+        r.inputs["responseType"]: r.inputs for r in stack.of_type("aws:apigateway/response:Response")
+    }
+    assert set(responses) == {"THROTTLED", "REQUEST_TOO_LARGE"}
+    throttled, too_large = responses["THROTTLED"], responses["REQUEST_TOO_LARGE"]
+    assert throttled["statusCode"] == "429" and too_large["statusCode"] == "413"
+    assert json.loads(throttled["responseTemplates"]["application/json"])["error"] == "rate_limited"
+    body = json.loads(too_large["responseTemplates"]["application/json"])
+    assert (body["error"], body["field"]) == ("too_large", "body")
+    assert throttled["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    for response in responses.values():
+        assert response["restApiId"] == "a1b2c3"
+        parameters = response["responseParameters"]
+        assert parameters["gatewayresponse.header.Access-Control-Allow-Origin"] == f"'{origin}'"
+        assert parameters["gatewayresponse.header.Content-Type"] == "'application/json'"
+    # Gateway responses take effect with a deployment: the deployment changes with them.
+    triggers = stack.one("aws:apigateway/deployment:Deployment").inputs["triggers"]
+    assert set(triggers) == {"body", "gateway_responses"}
+    assert len(GATEWAY_RESPONSES) == len(responses)
 
 
 # --- web hosting ----------------------------------------------------------------

@@ -220,10 +220,13 @@ def test_unknown_upload_without_a_valid_token_is_401_or_403(api: Api) -> None:
 
 
 def test_unknown_upload_with_a_real_token_shape_is_404(api: Api, stack: LocalStack) -> None:
+    import time
+
     from upflow.core.tokens import issue_token
 
     secret = stack.env["UPFLOW_TOKEN_SECRET"].encode()
-    status, body = api.call("GET", "/uploads/doesnotexist", issue_token(secret, "doesnotexist"))
+    token = issue_token(secret, "doesnotexist", time.time())
+    status, body = api.call("GET", "/uploads/doesnotexist", token)
     assert status == 404 and body["error"] == "not_found"
 
 
@@ -294,7 +297,7 @@ def test_complete_checks_client_etags(api: Api) -> None:
         "POST",
         f"/uploads/{upload_id}/complete",
         token,
-        {"parts": [{"part_number": 1, "etag": put.headers["ETag"]}]},
+        {"parts": [{"part_number": 1, "etag": put.headers["ETag"], "checksum_crc32": crc32_b64(payload)}]},
     )
     assert status == 200 and body["status"] == "uploaded"
 
@@ -375,12 +378,14 @@ def test_initiate_signs_the_first_parts_it_is_sent_and_the_upload_completes(
         {"part_numbers": [3], "checksums": {"3": crc32_b64(pieces[3])}},
     )
     assert status == 200, rest
+    parts = []
     for n, source in ((1, signed), (2, signed), (3, rest)):
         put = requests.put(
             source["urls"][str(n)], data=pieces[n], headers=source["headers"][str(n)], timeout=60
         )
         assert put.status_code == 200, put.text
-    status, done = api.call("POST", f"/uploads/{created['upload_id']}/complete", token, {})
+        parts.append({"part_number": n, "etag": put.headers["ETag"], "checksum_crc32": crc32_b64(pieces[n])})
+    status, done = api.call("POST", f"/uploads/{created['upload_id']}/complete", token, {"parts": parts})
     assert status == 200, done
     assert s3.get_object(Bucket=stack.names.bucket, Key=created["key"])["Body"].read() == payload
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -181,6 +182,6 @@ def test_results_before_they_exist_are_a_409_with_the_status(stack: LocalStack, 
     assert (status, body["field"]) == (400, "limit"), body  # a bad request is refused first
 
     missing = "0" * 32
-    token = tokens.issue_token(stack.env["UPFLOW_TOKEN_SECRET"].encode(), missing)
+    token = tokens.issue_token(stack.env["UPFLOW_TOKEN_SECRET"].encode(), missing, time.time())
     status, body = page(api, missing, token)
     assert (status, body["error"]) == (404, "not_found"), body

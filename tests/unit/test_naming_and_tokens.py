@@ -63,29 +63,63 @@ def test_other_content_types_are_refused() -> None:
 
 
 SECRET = b"s3cret"
+NOW = 1_700_000_000
+TTL, GRACE = 3600, 86400
 
 
-def test_token_round_trip() -> None:
-    token = tokens.issue_token(SECRET, "upload-1")
-    tokens.check_token(SECRET, "upload-1", token)
+def check(token: str, upload_id: str = "upload-1", now: float = NOW, secret: bytes = SECRET) -> int:
+    return tokens.check_token(secret, upload_id, token, now=now, ttl_seconds=TTL, grace_seconds=GRACE)
+
+
+def test_token_round_trip_carries_its_issue_time() -> None:
+    token = tokens.issue_token(SECRET, "upload-1", NOW + 0.9)
+    assert token.startswith(f"{NOW}.")
+    assert check(token) == NOW
+    assert tokens.verify_token(SECRET, "upload-1", token) == NOW
 
 
 def test_token_of_another_upload_is_forbidden() -> None:
-    token = tokens.issue_token(SECRET, "upload-1")
+    token = tokens.issue_token(SECRET, "upload-1", NOW)
     with pytest.raises(tokens.TokenError) as caught:
-        tokens.check_token(SECRET, "upload-2", token)
-    assert caught.value.status == 403
+        check(token, "upload-2")
+    assert (caught.value.status, caught.value.code) == (403, "forbidden")
 
 
 def test_token_under_another_secret_is_forbidden() -> None:
-    with pytest.raises(tokens.TokenError):
-        tokens.check_token(SECRET, "upload-1", tokens.issue_token(b"other", "upload-1"))
+    with pytest.raises(tokens.TokenError) as caught:
+        check(tokens.issue_token(b"other", "upload-1", NOW))
+    assert caught.value.status == 403
 
 
 def test_forged_and_non_ascii_tokens_are_forbidden() -> None:
-    for forged in ["x", "é" * 43, tokens.issue_token(SECRET, "upload-1")[:-1] + "A"]:
-        with pytest.raises(tokens.TokenError):
-            tokens.check_token(SECRET, "upload-1", forged)
+    genuine = tokens.issue_token(SECRET, "upload-1", NOW)
+    issued, mac = genuine.split(".")
+    later = f"{int(issued) + 10 * TTL}.{mac}"  # a moved issue time breaks the MAC
+    legacy = mac  # the old format (a bare MAC) is no token any more
+    for forged in ["x", "é" * 43, genuine[:-1] + ("B" if genuine.endswith("A") else "A"), later, legacy]:
+        with pytest.raises(tokens.TokenError) as caught:
+            check(forged)
+        assert caught.value.status == 403, forged
+
+
+def test_an_expired_token_is_401_and_renewable_within_the_grace() -> None:
+    token = tokens.issue_token(SECRET, "upload-1", NOW)
+    assert check(token, now=NOW + TTL - 1) == NOW
+    with pytest.raises(tokens.TokenExpired) as caught:
+        check(token, now=NOW + TTL)
+    expired = caught.value
+    assert (expired.status, expired.code, expired.renewable) == (401, "token_expired", True)
+    assert (expired.expired_at, expired.renewable_until) == (NOW + TTL, NOW + TTL + GRACE)
+    renew = {"now": NOW + TTL + GRACE, "ttl_seconds": TTL, "grace_seconds": GRACE}
+    assert tokens.check_renewal(SECRET, "upload-1", token, **renew) == NOW
+    renew["now"] += 1
+    with pytest.raises(tokens.TokenExpired) as caught:
+        tokens.check_renewal(SECRET, "upload-1", token, **renew)
+    assert caught.value.renewable is False
+    # Forgery is told before age: an old forged token is 403, not "expired".
+    with pytest.raises(tokens.TokenError) as forbidden:
+        tokens.check_renewal(SECRET, "upload-2", token, **renew)
+    assert forbidden.value.status == 403
 
 
 @pytest.mark.parametrize("header", [None, "", "Basic abc", "Bearer", "Bearer   "])

@@ -183,6 +183,14 @@ def parse_timestamp(value: str) -> float:
     return parsed.timestamp()
 
 
+TOKEN_EXPIRED = "token_expired"
+
+
+def is_token_expired(error: BaseException) -> bool:
+    """The API refused an upload's token as expired (401): ``POST /uploads/{id}/token`` renews it."""
+    return isinstance(error, ApiError) and error.status == 401 and error.error == TOKEN_EXPIRED
+
+
 @dataclass(frozen=True)
 class Initiated:
     upload_id: str
@@ -192,6 +200,18 @@ class Initiated:
     token: str
     expires_at: str
     checksum_algorithm: str | None = "CRC32"
+    token_expires_at: str = ""
+    # {code, message, …} when the file may not arrive before S3 aborts the upload (docs/design.md).
+    warning: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Renewed:
+    """``POST /uploads/{id}/token``: the upload's new token."""
+
+    upload_id: str
+    token: str
+    token_expires_at: str
 
 
 @dataclass(frozen=True)
@@ -235,6 +255,22 @@ def complete_body(parts: Mapping[int, str] | None, checksums: Mapping[int, str] 
             entry["checksum_crc32"] = checksums[number]
         entries.append(entry)
     return {"parts": entries}
+
+
+def initiated_from_json(doc: Mapping[str, Any]) -> Initiated:
+    """``POST /uploads`` answer → ``Initiated``."""
+    warning = doc.get("warning")
+    return Initiated(
+        upload_id=str(doc["upload_id"]),
+        key=str(doc["key"]),
+        part_size=int(doc["part_size"]),
+        part_count=int(doc["part_count"]),
+        token=str(doc["token"]),
+        expires_at=str(doc.get("expires_at", "")),
+        checksum_algorithm=doc.get("checksum_algorithm", "CRC32"),
+        token_expires_at=str(doc.get("token_expires_at", "")),
+        warning=dict(warning) if isinstance(warning, dict) else None,
+    )
 
 
 def completed_from_json(doc: Mapping[str, Any]) -> Completed:
@@ -424,20 +460,27 @@ class ApiClient:
     def health(self) -> dict[str, Any]:
         return dict(self._call("GET", "/health"))
 
-    def initiate(self, filename: str, size: int, content_type: str | None = "text/csv") -> Initiated:
+    def initiate(
+        self,
+        filename: str,
+        size: int,
+        content_type: str | None = "text/csv",
+        rate_bytes_per_second: float | None = None,
+    ) -> Initiated:
+        """Start an upload. ``rate_bytes_per_second``, when known (measured by an earlier run),
+        lets the API refuse (422 ``upload_window_too_short``) a file that cannot arrive in time."""
         payload: dict[str, Any] = {"filename": filename, "size": size}
         if content_type is not None:
             payload["content_type"] = content_type
+        if rate_bytes_per_second is not None:
+            payload["rate_bytes_per_second"] = round(rate_bytes_per_second, 3)
         doc = self._call("POST", "/uploads", payload=payload)
-        return Initiated(
-            upload_id=str(doc["upload_id"]),
-            key=str(doc["key"]),
-            part_size=int(doc["part_size"]),
-            part_count=int(doc["part_count"]),
-            token=str(doc["token"]),
-            expires_at=str(doc.get("expires_at", "")),
-            checksum_algorithm=doc.get("checksum_algorithm", "CRC32"),
-        )
+        return initiated_from_json(doc)
+
+    def renew_token(self, upload_id: str, token: str) -> Renewed:
+        """A new token for the upload, given its current one, expired or not (docs/design.md)."""
+        doc = self._call("POST", f"/uploads/{upload_id}/token", token=token, payload={})
+        return Renewed(str(doc["upload_id"]), str(doc["token"]), str(doc.get("token_expires_at", "")))
 
     def sign_parts(
         self,

@@ -61,6 +61,21 @@ class JournalEntry:
     part_size: int
     part_count: int
     created_at: float
+    # Timings of the runs so far: bytes PUT to S3 and the seconds spent sending them. A rerun
+    # whose upload S3 aborted (lifecycle) states the rate they give when it initiates again.
+    bytes_sent: int = 0
+    seconds_sending: float = 0.0
+
+    # Fewer bytes or seconds than these measure nothing worth telling the API.
+    MIN_MEASURED_BYTES = 8 * 1024 * 1024
+    MIN_MEASURED_SECONDS = 1.0
+
+    @property
+    def measured_rate(self) -> float | None:
+        """Bytes per second the earlier runs achieved, if they sent enough to tell."""
+        if self.bytes_sent < self.MIN_MEASURED_BYTES or self.seconds_sending < self.MIN_MEASURED_SECONDS:
+            return None
+        return self.bytes_sent / self.seconds_sending
 
     @property
     def fingerprint(self) -> Fingerprint:
@@ -81,6 +96,8 @@ class JournalEntry:
             part_size=int(doc["part_size"]),
             part_count=int(doc["part_count"]),
             created_at=float(doc.get("created_at", 0.0)),
+            bytes_sent=int(doc.get("bytes_sent", 0)),
+            seconds_sending=float(doc.get("seconds_sending", 0.0)),
         )
 
 

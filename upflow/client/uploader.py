@@ -16,6 +16,12 @@ How one run goes:
    ``expires_at`` is re-signed first.
 5. Complete the upload and drop the journal entry.
 
+An upload token that expires meanwhile (401 ``token_expired``; a resume days later) is
+exchanged for a new one (``POST /uploads/{id}/token``) and the call repeated; the journal
+keeps the new token. The journal also keeps how fast the runs sent their parts: a rerun
+whose upload S3 has aborted states that rate when it initiates again, so the API can refuse
+a file that cannot arrive before the lifecycle aborts it once more.
+
 ``UPFLOW_THROTTLE_BPS`` (bytes per second, all workers together) slows the
 upload down on purpose; the integration test uses it to SIGKILL the CLI
 deterministically mid-upload. Unset or 0 means no throttle.
@@ -32,8 +38,10 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar, runtime_checkable
 
 from upflow.client.api import (
     ApiError,
@@ -41,11 +49,13 @@ from upflow.client.api import (
     Completed,
     Initiated,
     ListedPart,
+    Renewed,
     SignedPart,
     Transport,
     TransportError,
     UploadStatus,
     is_retryable_status,
+    is_token_expired,
 )
 from upflow.client.journal import Fingerprint, Journal, JournalEntry
 from upflow.client.progress import Progress
@@ -81,8 +91,76 @@ class UploadApi(Protocol):
     ) -> Completed: ...
 
 
+@runtime_checkable
+class ResumingApi(Protocol):
+    """What an ``UploadApi`` may do besides (``ApiClient`` does): renew an expired token and
+    hear the rate the client measured. Without it, an expired token ends the upload."""
+
+    def renew_token(self, upload_id: str, token: str) -> Renewed: ...
+
+    def initiate(
+        self,
+        filename: str,
+        size: int,
+        content_type: str | None = "text/csv",
+        rate_bytes_per_second: float | None = None,
+    ) -> Initiated: ...
+
+
 class UploadFailed(Exception):
     pass
+
+
+T = TypeVar("T")
+
+
+class TokenKeeper:
+    """An upload's bearer token, renewed when the API answers 401 ``token_expired``.
+
+    ``call(fn)`` runs ``fn(token)``; on an expired token it renews it (``POST
+    /uploads/{id}/token``, authorised by the expired token) and runs ``fn`` once more with
+    the new one. Shared by the signer thread and the main thread: however many calls saw
+    the token expire, it is renewed once. ``on_renewed`` keeps the new token (the journal).
+    """
+
+    def __init__(
+        self,
+        api: UploadApi,
+        upload_id: str,
+        token: str,
+        on_renewed: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self._api = api
+        self._upload_id = upload_id
+        self._token = token
+        self._on_renewed = on_renewed
+        self._lock = threading.Lock()
+        self.renewals = 0
+
+    @property
+    def token(self) -> str:
+        with self._lock:
+            return self._token
+
+    def renew(self, stale: str) -> str:
+        api = self._api
+        if not isinstance(api, ResumingApi):
+            raise UploadFailed("the upload token expired and this API client cannot renew it")
+        with self._lock:
+            if self._token == stale:  # nobody renewed it meanwhile
+                self._token = api.renew_token(self._upload_id, stale).token
+                self.renewals += 1
+                self._on_renewed(self._token)
+            return self._token
+
+    def call(self, fn: Callable[[str], T]) -> T:
+        token = self.token
+        try:
+            return fn(token)
+        except ApiError as error:
+            if not is_token_expired(error) or not isinstance(self._api, ResumingApi):
+                raise
+        return fn(self.renew(token))
 
 
 # --- pure pieces -------------------------------------------------------------------
@@ -276,11 +354,14 @@ class PartUploader:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] | None = None,
+        keeper: TokenKeeper | None = None,
+        on_sent: Callable[[int], None] = lambda _: None,
     ) -> None:
         self._api = api
         self._transport = transport
         self._upload_id = upload_id
-        self._token = token
+        self._keeper = keeper if keeper is not None else TokenKeeper(api, upload_id, token)
+        self._on_sent = on_sent
         self._plan = plan
         self._path = path
         self._options = options
@@ -293,7 +374,8 @@ class PartUploader:
         self.stats = PartStats()
 
     def _sign(self, numbers: list[int], checksums: dict[int, str]) -> dict[int, SignedPart]:
-        return self._api.sign_parts(self._upload_id, self._token, numbers, checksums)
+        upload_id = self._upload_id
+        return self._keeper.call(lambda token: self._api.sign_parts(upload_id, token, numbers, checksums))
 
     def run(self, part_numbers: Sequence[int]) -> dict[int, str]:
         """PUT ``part_numbers``; answer their ETags. Raises on the first part that cannot be sent."""
@@ -369,6 +451,7 @@ class PartUploader:
                         self.stats.sent.append(number)
                         self.stats.checksums[number] = checksum
                     self._progress.advance(len(data), event=f"sent part {number}/{self._plan.part_count}")
+                    self._on_sent(len(data))
                     return etag
                 action = classify_put_failure(response.status, response.body)
                 last_problem = f"HTTP {response.status}: {response.text()[:300]}"
@@ -430,6 +513,72 @@ class UploadResult:
     elapsed: float
 
 
+def save_token(journal: Journal, fingerprint: Fingerprint, api_url: str, upload_id: str, token: str) -> None:
+    """Keep a renewed token: in the file's resume entry (if it is still this upload's) and by id."""
+    entry = journal.lookup(fingerprint, api_url)
+    if entry is not None and entry.upload_id == upload_id:
+        journal.record(dataclass_replace(entry, token=token))
+    else:
+        journal.remember_token(upload_id, token, api_url)
+
+
+class SendTimings:
+    """Adds how many bytes the runs sent, and for how long, to the file's journal entry.
+
+    Flushed every ``every`` seconds while parts go out (a killed run loses at most that)
+    and when a run ends; ``start`` opens a run, ``sent`` counts a part.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        fingerprint: Fingerprint,
+        api_url: str,
+        upload_id: str,
+        *,
+        every: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._journal = journal
+        self._fingerprint = fingerprint
+        self._api_url = api_url
+        self._upload_id = upload_id
+        self._every = every
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._since = clock()
+
+    def start(self) -> None:
+        with self._lock:
+            self._bytes, self._since = 0, self._clock()
+
+    def sent(self, nbytes: int) -> None:
+        with self._lock:
+            self._bytes += nbytes
+            if self._clock() - self._since >= self._every:
+                self._flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        now = self._clock()
+        nbytes, seconds = self._bytes, now - self._since
+        self._bytes, self._since = 0, now
+        if nbytes <= 0:
+            return
+        entry = self._journal.lookup(self._fingerprint, self._api_url)
+        if entry is None or entry.upload_id != self._upload_id:
+            return
+        self._journal.record(
+            dataclass_replace(
+                entry, bytes_sent=entry.bytes_sent + nbytes, seconds_sending=entry.seconds_sending + seconds
+            )
+        )
+
+
 def resolve_target(
     api: UploadApi,
     journal: Journal,
@@ -440,11 +589,24 @@ def resolve_target(
     content_type: str | None = "text/csv",
     log: Callable[[str], None] = lambda _: None,
 ) -> UploadTarget:
-    """Resume the journal's upload for this exact file, or start a new one."""
+    """Resume the journal's upload for this exact file, or start a new one.
+
+    An expired token in the journal is renewed first; a token too old to renew, like an
+    upload the API no longer knows, starts a new upload. One started again after S3 aborted
+    the last (its lifecycle ran out) states the rate the earlier runs measured.
+    """
     entry = journal.lookup(fingerprint, api_url)
+    rate: float | None = None
     if entry is not None:
+        upload_id = entry.upload_id
+
+        def renewed(token: str) -> None:
+            log(f"journal: the token of upload {upload_id} had expired; renewed it")
+            save_token(journal, fingerprint, api_url, upload_id, token)
+
+        keeper = TokenKeeper(api, upload_id, entry.token, on_renewed=renewed)
         try:
-            status = api.status(entry.upload_id, entry.token)
+            status = keeper.call(lambda token: api.status(upload_id, token))
         except ApiError as error:
             if error.status not in (401, 403, 404):
                 raise
@@ -459,10 +621,17 @@ def resolve_target(
                     status.part_size or entry.part_size,
                     status.part_count or entry.part_count,
                 )
-                return UploadTarget(entry.upload_id, entry.token, plan, resumed=True)
+                return UploadTarget(entry.upload_id, keeper.token, plan, resumed=True)
             log(f"journal: upload {entry.upload_id} is {status.status}; starting a new one")
+        rate = entry.measured_rate
         journal.forget(fingerprint, api_url)
-    initiated = api.initiate(path.name, fingerprint.size, content_type)
+    if rate is None or not isinstance(api, ResumingApi):
+        initiated = api.initiate(path.name, fingerprint.size, content_type)
+    else:
+        log(f"earlier runs sent {rate / 1e6:.1f} MB/s; telling the API")
+        initiated = api.initiate(path.name, fingerprint.size, content_type, rate_bytes_per_second=rate)
+    if initiated.warning:
+        log(f"warning: {initiated.warning.get('message', initiated.warning)}")
     plan = plan_from(fingerprint.size, initiated.part_size, initiated.part_count)
     journal.record(
         JournalEntry(
@@ -478,6 +647,12 @@ def resolve_target(
         )
     )
     return UploadTarget(initiated.upload_id, initiated.token, plan, resumed=False)
+
+
+def _complete(
+    api: UploadApi, upload_id: str, etags: dict[int, str], checksums: dict[int, str], token: str
+) -> Completed:
+    return api.complete(upload_id, token, etags, checksums)
 
 
 def upload_file(
@@ -501,11 +676,19 @@ def upload_file(
     target = resolve_target(api, journal, path, fingerprint, api_url, log=log)
     on_target(target)
     plan = target.plan
+    upload_id = target.upload_id
+
+    def renewed(token: str) -> None:
+        log(f"the token of upload {upload_id} expired; renewed it")
+        save_token(journal, fingerprint, api_url, upload_id, token)
+
+    keeper = TokenKeeper(api, upload_id, target.token, on_renewed=renewed)
+    timings = SendTimings(journal, fingerprint, api_url, upload_id)
     progress = make_progress(fingerprint.size)
     parts_sent = 0
     bytes_sent = 0
     for round_number in range(max_rounds):
-        listed = api.list_parts(target.upload_id, target.token)
+        listed = keeper.call(lambda token: api.list_parts(upload_id, token))
         missing = parts_to_send(plan, listed)
         etags = known_etags(plan, listed)
         if round_number == 0:
@@ -515,16 +698,29 @@ def upload_file(
                     f"{len(etags)}/{plan.part_count} parts already in S3; sending {len(missing)}"
                 )
         uploader = PartUploader(
-            api, transport, target.upload_id, target.token, plan, Path(fingerprint.path), options, progress
+            api,
+            transport,
+            upload_id,
+            keeper.token,
+            plan,
+            Path(fingerprint.path),
+            options,
+            progress,
+            keeper=keeper,
+            on_sent=timings.sent,
         )
-        etags.update(uploader.run(missing))
+        timings.start()
+        try:
+            etags.update(uploader.run(missing))
+        finally:
+            timings.flush()
         parts_sent += len(uploader.stats.sent)
         bytes_sent += sum(plan.expected_size(n) for n in uploader.stats.sent)
         if Fingerprint.of(path) != fingerprint:
             raise UploadFailed("the file changed while it was being uploaded; run again to start over")
         checksums = part_checksums(plan, Path(fingerprint.path), listed, uploader.stats.checksums)
         try:
-            completed = api.complete(target.upload_id, target.token, etags, checksums)
+            completed = keeper.call(partial(_complete, api, upload_id, etags, checksums))
         except ApiError as error:
             if error.status == 422 and round_number + 1 < max_rounds:
                 progress.message(f"complete refused ({error.error}: {error.message}); checking parts again")
@@ -533,8 +729,8 @@ def upload_file(
         progress.finish()
         journal.forget(fingerprint, api_url)
         return UploadResult(
-            upload_id=target.upload_id,
-            token=target.token,
+            upload_id=upload_id,
+            token=keeper.token,
             key=completed.key,
             size=fingerprint.size,
             etag=completed.etag,

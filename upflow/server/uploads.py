@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -35,17 +36,30 @@ ERROR_CODES = (
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, error: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        field: str | None = None,
+        *,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
         self.field = field
+        # More of the answer's fields (numbers a client can act on), and response headers.
+        self.details = dict(details or {})
+        self.headers = dict(headers or {})
 
-    def body(self) -> dict[str, str]:
-        body = {"error": self.error, "message": self.message}
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error, "message": self.message}
         if self.field is not None:
             body["field"] = self.field
+        body.update(self.details)
         return body
 
 
@@ -60,6 +74,111 @@ def upload_key(upload_id: str) -> dict[str, str]:
 
 def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h"
+
+
+def _bits_per_second(rate: float) -> str:
+    return f"{rate * 8 / 1e6:.0f} Mbit/s"
+
+
+def _size_text(size: int) -> str:
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
+        if size >= scale:
+            return f"{size / scale:.2f} {unit}"
+    return f"{size} bytes"
+
+
+AUTHORIZATION = "authorization"
+RATE_FIELD = "rate_bytes_per_second"
+
+
+def _stated_rate(body: Mapping[str, Any]) -> float | None:
+    """The client's stated upload rate (bytes per second), if any; 400 naming it if it is no rate."""
+    rate = body.get(RATE_FIELD)
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+        raise HttpError(
+            400, "invalid_field", f"{RATE_FIELD} must be a positive number of bytes per second", RATE_FIELD
+        )
+    return float(rate)
+
+
+def _claimed_etags(body: Mapping[str, Any]) -> dict[int, str]:
+    claimed = body.get("parts")
+    if not isinstance(claimed, list):
+        return {}
+    return {
+        entry["part_number"]: entry["etag"].strip('"')
+        for entry in claimed
+        if isinstance(entry, dict)
+        and isinstance(entry.get("part_number"), int)
+        and isinstance(entry.get("etag"), str)
+    }
+
+
+def one_entry_per_part(
+    listed: list[UploadedPart], plan: PartPlan, body: Mapping[str, Any]
+) -> dict[int, UploadedPart]:
+    """ListParts by part number. S3 lists each part once (its last upload); an S3-compatible
+    store may list every upload of a part (SeaweedFS does). Then the one whose ETag the client
+    names in ``parts`` is taken (complete uses that version); without a name, one that does not
+    fit the plan wins, so the plan check refuses rather than guessing which upload is current."""
+    claimed = _claimed_etags(body)
+    parts: dict[int, UploadedPart] = {}
+    for part in listed:
+        number = part.part_number
+        kept = parts.get(number)
+        if kept is not None:
+            wanted = claimed.get(number)
+            if wanted is not None:
+                if kept.etag.strip('"') == wanted:
+                    continue
+            elif not (1 <= number <= plan.part_count and kept.size == plan.expected_size(number)):
+                continue
+        parts[number] = part
+    return parts
+
+
+def check_parts_against_plan(plan: PartPlan, parts: Mapping[int, UploadedPart]) -> None:
+    """ListParts' answer against the upload's plan, before anything is completed.
+
+    Every part number within 1..part_count and each present; every part but the last exactly
+    ``part_size``, the last the remainder (≤ ``part_size``); so the count is ``part_count``
+    and the total the declared size (both checked anyway). 422 naming ``parts`` otherwise.
+    """
+    beyond = sorted(n for n in parts if not 1 <= n <= plan.part_count)
+    if beyond:
+        raise HttpError(
+            422, "unexpected_part", f"parts {beyond[:10]} are outside 1..{plan.part_count}", "parts"
+        )
+    missing = [n for n in range(1, plan.part_count + 1) if n not in parts]
+    if missing:
+        raise HttpError(
+            422, "missing_parts", f"{len(missing)} parts are missing, first {missing[:10]}", "parts"
+        )
+    for number in range(1, plan.part_count + 1):
+        expected, size = plan.expected_size(number), parts[number].size
+        if size != expected:
+            rule = (
+                "the last part holds the rest of the file"
+                if number == plan.part_count
+                else f"every part but the last has {plan.part_size}"
+            )
+            message = f"part {number} has {size} bytes, expected {expected} ({rule})"
+            raise HttpError(422, "wrong_part_size", message, "parts")
+    total = sum(part.size for part in parts.values())
+    if len(parts) != plan.part_count or total != plan.object_size:
+        raise HttpError(
+            422,
+            "wrong_total_size",
+            f"{len(parts)} parts of {total} bytes in all; the upload declared "
+            f"{plan.part_count} parts of {plan.object_size} bytes",
+            "parts",
+        )
 
 
 def _part_numbers(body: Mapping[str, Any], part_count: int, max_per_call: int, prefix: str = "") -> list[int]:
@@ -91,7 +210,7 @@ def _checksums(body: Mapping[str, Any], numbers: list[int], prefix: str = "") ->
     wanted = set(numbers)
     parsed: dict[int, str] = {}
     for key, value in raw.items():
-        if not (isinstance(key, str) and key.isdigit() and int(key) in wanted):
+        if not (isinstance(key, str) and key.isascii() and key.isdigit() and int(key) in wanted):
             raise HttpError(400, "invalid_field", f"checksum for part {key!r} not requested", field)
         try:
             decoded = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
@@ -174,14 +293,70 @@ class UploadService:
         self._clock = clock
 
     # --- auth ------------------------------------------------------------
+    def _token_times(self) -> dict[str, int]:
+        return {
+            "ttl_seconds": self._limits.token_ttl_seconds,
+            "grace_seconds": self._limits.token_renewal_grace_seconds,
+        }
+
+    @staticmethod
+    def _token_refusal(upload_id: str, error: tokens.TokenError) -> HttpError:
+        if isinstance(error, tokens.TokenExpired):
+            if error.renewable:
+                message = (
+                    f"the upload token expired at {iso(error.expired_at)}; exchange it for a new one "
+                    f"with POST /uploads/{upload_id}/token (Authorization: Bearer <this token>) "
+                    f"before {iso(error.renewable_until)}, then repeat the request with the new token"
+                )
+            else:
+                message = (
+                    f"the upload token expired at {iso(error.expired_at)} and could be renewed only "
+                    f"until {iso(error.renewable_until)}; start a new upload"
+                )
+            return HttpError(
+                401,
+                error.code,
+                message,
+                AUTHORIZATION,
+                details={"renewable": error.renewable, "renewable_until": iso(error.renewable_until)},
+            )
+        return HttpError(error.status, error.code, error.message, AUTHORIZATION)
+
     def authorize(self, upload_id: str, authorization: str | None) -> None:
+        """Let the request through with a genuine, unexpired token of ``upload_id``.
+
+        401 ``unauthorized`` without one, 403 ``forbidden`` for a forged token or another
+        upload's, 401 ``token_expired`` (saying how to renew it) past its lifetime.
+        """
         try:
             token = tokens.bearer_from_header(authorization)
-            tokens.check_token(self._config.token_secret, upload_id, token)
+            tokens.check_token(
+                self._config.token_secret, upload_id, token, now=self._clock(), **self._token_times()
+            )
         except tokens.TokenError as error:
-            raise HttpError(
-                error.status, "unauthorized" if error.status == 401 else "forbidden", error.message
-            ) from error
+            raise self._token_refusal(upload_id, error) from error
+
+    def _issue(self, upload_id: str, now: float) -> dict[str, str]:
+        issued_at = int(now)
+        return {
+            "token": tokens.issue_token(self._config.token_secret, upload_id, issued_at),
+            "token_expires_at": iso(tokens.expires_at(issued_at, self._limits.token_ttl_seconds)),
+        }
+
+    def renew_token(self, upload_id: str, authorization: str | None) -> dict[str, Any]:
+        """``POST /uploads/{id}/token``: a fresh token for the holder of a genuine one.
+
+        The old token may have expired up to ``token_renewal_grace_seconds`` (the lifecycle)
+        ago: it still proves the caller was given this upload, and nobody else can sign one.
+        """
+        now = self._clock()
+        try:
+            token = tokens.bearer_from_header(authorization)
+            tokens.check_renewal(self._config.token_secret, upload_id, token, now=now, **self._token_times())
+        except tokens.TokenError as error:
+            raise self._token_refusal(upload_id, error) from error
+        item = self.load(upload_id)
+        return {"upload_id": upload_id, "status": item["status"], **self._issue(upload_id, now)}
 
     def load(self, upload_id: str) -> Item:
         item = self._table.get(upload_key(upload_id))
@@ -231,6 +406,48 @@ class UploadService:
             raw, plan.part_count, self._limits.max_parts_per_sign_call, checksum, prefix="sign."
         )
 
+    def upload_window(self, size: int, rate: float | None) -> dict[str, Any] | None:
+        """Can ``size`` bytes arrive before S3 aborts the upload (``lifecycle_days``, less a margin)?
+
+        At a stated ``rate``: 422 ``upload_window_too_short`` naming ``size`` when not. Without
+        one: a warning (answered, not raised) when not at ``assumed_rate_bytes_per_second``.
+        """
+        window = self._limits.upload_window_seconds
+        needed_rate = size / window
+        days = self._limits.lifecycle_days
+        lifecycle = f"{days} day{'s' if days != 1 else ''}"
+        if rate is not None:
+            needed = size / rate
+            if needed > window:
+                raise HttpError(
+                    422,
+                    "upload_window_too_short",
+                    f"at {_bits_per_second(rate)} this {_size_text(size)} file needs {_hours(needed)}, "
+                    f"but an upload has {_hours(window)} (S3 aborts unfinished uploads after "
+                    f"{lifecycle}): it needs at least {_bits_per_second(needed_rate)}. Upload from a "
+                    "faster link, split the file, or ask for a stack with a longer lifecycleDays",
+                    "size",
+                    details={
+                        "needed_seconds": math.ceil(needed),
+                        "window_seconds": window,
+                        "needed_rate_bytes_per_second": math.ceil(needed_rate),
+                    },
+                )
+            return None
+        assumed = self._limits.assumed_rate_bytes_per_second
+        if size / assumed <= window:
+            return None
+        return {
+            "code": "upload_window_tight",
+            "message": (
+                f"this {_size_text(size)} file must arrive within {_hours(window)} (S3 aborts unfinished "
+                f"uploads after {lifecycle}): that takes at least {_bits_per_second(needed_rate)} "
+                f"sustained ({_hours(size / assumed)} at {_bits_per_second(assumed)})"
+            ),
+            "window_seconds": window,
+            "needed_rate_bytes_per_second": math.ceil(needed_rate),
+        }
+
     def initiate(self, body: Mapping[str, Any]) -> dict[str, Any]:
         try:
             filename = naming.validate_filename(body.get("filename"), self._limits.max_filename_length)
@@ -238,6 +455,7 @@ class UploadService:
             raise HttpError(400, "invalid_filename", str(error), "filename") from error
         plan = self.plan(body.get("size"))
         size = plan.object_size
+        warning = self.upload_window(size, _stated_rate(body))
         try:
             content_type = naming.validate_content_type(body.get("content_type"))
         except naming.FilenameError as error:
@@ -276,11 +494,12 @@ class UploadService:
             "part_size": plan.part_size,
             "part_count": plan.part_count,
             "checksum_algorithm": "CRC32" if checksum else None,
-            "token": tokens.issue_token(self._config.token_secret, upload_id),
+            **self._issue(upload_id, now),
             "expires_at": iso(expires),
             # The first parts' URLs ride on this answer, so the first PUT does not
             # wait for a sign call (one round trip less before the first byte moves).
             "signed": None if first_parts is None else self._presign(key, mpu_id, first_parts),
+            **({} if warning is None else {"warning": warning}),
         }
 
     def _uploading(self, upload_id: str) -> Upload:
@@ -331,23 +550,8 @@ class UploadService:
 
     def complete(self, upload_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         upload = self._uploading(upload_id)
-        parts = {part.part_number: part for part in self._list(upload)}
-        missing = [n for n in range(1, upload.plan.part_count + 1) if n not in parts]
-        if missing:
-            raise HttpError(
-                422, "missing_parts", f"{len(missing)} parts are missing, first {missing[:10]}", "parts"
-            )
-        for number, part in parts.items():
-            if number > upload.plan.part_count:
-                raise HttpError(422, "unexpected_part", f"part {number} is beyond the plan", "parts")
-            expected = upload.plan.expected_size(number)
-            if part.size != expected:
-                raise HttpError(
-                    422,
-                    "wrong_part_size",
-                    f"part {number} has {part.size} bytes, expected {expected}",
-                    "parts",
-                )
+        parts = one_entry_per_part(self._list(upload), upload.plan, body)
+        check_parts_against_plan(upload.plan, parts)
         parts = self._merge_client_parts(body, parts)
         ordered = [parts[n] for n in range(1, upload.plan.part_count + 1)]
         try:

@@ -16,10 +16,12 @@ from upflow.client.api import (
     Completed,
     Initiated,
     ListedPart,
+    Renewed,
     SignedPart,
     UploadStatus,
     complete_body,
     completed_from_json,
+    initiated_from_json,
     listed_parts_from_json,
     parse_timestamp,
     signed_put_headers,
@@ -41,20 +43,23 @@ class ServiceApi:
         except HttpError as error:
             raise ApiError(error.status, error.error, error.message, error.field) from error
 
-    def initiate(self, filename: str, size: int, content_type: str | None = "text/csv") -> Initiated:
+    def initiate(
+        self,
+        filename: str,
+        size: int,
+        content_type: str | None = "text/csv",
+        rate_bytes_per_second: float | None = None,
+    ) -> Initiated:
         body: dict[str, Any] = {"filename": filename, "size": size}
         if content_type is not None:
             body["content_type"] = content_type
-        doc = self._guard(lambda: self.service.initiate(body))
-        return Initiated(
-            upload_id=doc["upload_id"],
-            key=doc["key"],
-            part_size=int(doc["part_size"]),
-            part_count=int(doc["part_count"]),
-            token=doc["token"],
-            expires_at=doc["expires_at"],
-            checksum_algorithm=doc.get("checksum_algorithm", "CRC32"),
-        )
+        if rate_bytes_per_second is not None:
+            body["rate_bytes_per_second"] = rate_bytes_per_second
+        return initiated_from_json(self._guard(lambda: self.service.initiate(body)))
+
+    def renew_token(self, upload_id: str, token: str) -> Renewed:
+        doc = self._guard(lambda: self.service.renew_token(upload_id, f"Bearer {token}"))
+        return Renewed(doc["upload_id"], doc["token"], doc["token_expires_at"])
 
     def status(self, upload_id: str, token: str) -> UploadStatus:
         self._auth(upload_id, token)

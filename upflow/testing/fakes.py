@@ -25,6 +25,7 @@ from upflow.client.api import (
     HttpResponse,
     Initiated,
     ListedPart,
+    Renewed,
     SignedPart,
     TransportError,
     UploadStatus,
@@ -72,11 +73,22 @@ class FakeCloud:
         self.puts: list[int] = []
         self.faults: dict[int, list[Fault | str]] = {}
         self.complete_checksums: dict[int, str] = {}
+        # Rates stated at initiate, in order; tokens the API calls expired (401 token_expired).
+        self.initiate_rates: list[float | None] = []
+        self.expired_tokens: set[str] = set()
+        self.renewals: list[str] = []
         self._lock = threading.Lock()
         self._counter = 0
 
     # --- API side (UploadApi) ---
-    def initiate(self, filename: str, size: int, content_type: str | None = "text/csv") -> Initiated:
+    def initiate(
+        self,
+        filename: str,
+        size: int,
+        content_type: str | None = "text/csv",
+        rate_bytes_per_second: float | None = None,
+    ) -> Initiated:
+        self.initiate_rates.append(rate_bytes_per_second)
         plan = plan_parts(size, self.limits)
         with self._lock:
             self._counter += 1
@@ -98,7 +110,20 @@ class FakeCloud:
             raise ApiError(404, "not_found", f"upload {upload_id} does not exist")
         if token != upload.token:
             raise ApiError(403, "forbidden", "token does not grant access to this upload")
+        if token in self.expired_tokens:
+            raise ApiError(401, "token_expired", "the upload token expired; renew it", "authorization")
         return upload
+
+    def renew_token(self, upload_id: str, token: str) -> Renewed:
+        upload = self.uploads.get(upload_id)
+        if upload is None:
+            raise ApiError(404, "not_found", f"upload {upload_id} does not exist")
+        if token != upload.token:
+            raise ApiError(403, "forbidden", "token does not grant access to this upload")
+        with self._lock:
+            upload.token = f"{token}+renewed"
+            self.renewals.append(upload_id)
+        return Renewed(upload_id, upload.token, "2099-01-01T00:00:00Z")
 
     def status(self, upload_id: str, token: str) -> UploadStatus:
         upload = self._get(upload_id, token)
