@@ -18,11 +18,13 @@ from chalice.app import Chalice, CORSConfig, Request, Response, SQSEvent
 
 from processor.batch import run_batch
 from processor.planner import plan_message
+from processor.reconciler import reconcile as reconcile_pass
 from processor.service import ProcessingService
 from processor.work import handle_work
 from upflow.definition import (
     CHUNK_HANDLER,
     PLANNER_HANDLER,
+    RECONCILER_HANDLER,
     Limits,
     local_rate_limit_from_env,
     names_for,
@@ -295,3 +297,9 @@ def plan_object(event: SQSEvent) -> dict[str, Any]:
 def process_chunks(event: SQSEvent) -> dict[str, Any]:
     services = services_from_env()
     return run_batch(services, event.to_dict()["Records"], lambda record: handle_work(services, record))
+
+
+@app.lambda_function(name=RECONCILER_HANDLER)
+def reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Run by an EventBridge schedule (infra) and by the local stack's loop."""
+    return reconcile_pass(services_from_env()).to_json()

@@ -15,6 +15,7 @@ from upflow.definition import (
     CHUNK_HANDLER,
     FUNCTIONS,
     PLANNER_HANDLER,
+    RECONCILER_HANDLER,
     VISIBILITY_TIMEOUT_FACTOR,
     FunctionSpec,
     Limits,
@@ -33,6 +34,7 @@ FUNCTION_CONFIG_PREFIX: Mapping[str, str] = {
     API_HANDLER: "api",
     PLANNER_HANDLER: "planner",
     CHUNK_HANDLER: "processor",
+    RECONCILER_HANDLER: "reconciler",
 }
 # Every ``upflow:*`` key load_config reads (docs/deploy.md and Pulumi.example.yaml list them).
 CONFIG_KEYS = (
@@ -52,6 +54,11 @@ CONFIG_KEYS = (
     "eventsBatchSize",
     "eventsMaxConcurrency",
     "chunksMaxConcurrency",
+    "reconcileEveryMinutes",
+    "alarmEmails",
+    "eventsAgeAlarmSeconds",
+    "chunksAgeAlarmSeconds",
+    "dlqAgeAlarmSeconds",
     *(
         f"{prefix}{field}"
         for prefix in FUNCTION_CONFIG_PREFIX.values()
@@ -70,6 +77,27 @@ SQS_MAX_BATCH_SIZE = 10_000
 # Maximum concurrency of an SQS event source mapping (more than 1000 needs a quota raise).
 SQS_MAPPING_MIN_CONCURRENCY = 2
 SQS_MAPPING_MAX_CONCURRENCY = 1000
+# AWS's guidance for Lambda SQS sources: redrive after at least 5 receives, so a throttled or
+# briefly failing function does not dead-letter work; SQS allows at most 1000.
+MIN_MAX_RECEIVES = 5
+SQS_MAX_RECEIVE_COUNT = 1000
+# ... and a source queue's visibility timeout at least 6x the function's timeout.
+AWS_VISIBILITY_GUIDANCE_FACTOR = 6
+# SQS's default retention of the main queues (the program does not change it); an age alarm
+# above it could never fire.
+SQS_DEFAULT_RETENTION_SECONDS = 4 * 24 * 3600
+# Infra-only: keep dead letters for SQS's maximum, so they outlive the source's retention
+# (infra/queues.py).
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+# Main queues' age alarm default: this many visibility timeouts (a message that old has been
+# waiting, not just in flight once).
+QUEUE_AGE_ALARM_VISIBILITIES = 2
+# DLQ age alarm default: this many reconciler periods (the reconciler drains the DLQs every
+# period, so an older dead letter means it is not running or keeps failing).
+DLQ_AGE_ALARM_PERIODS = 3
+# EventBridge schedules have a granularity of one minute.
+SCHEDULE_UNIT_SECONDS = 60
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 class ConfigError(pulumi.RunError):
@@ -92,9 +120,38 @@ class StackConfig:
     force_destroy_uploads: bool = False
     build_dir: Path = DEFAULT_BUILD_DIR
     web_dist: Path = DEFAULT_WEB_DIST
+    # Who the alarms' SNS topic emails (each address must confirm the subscription).
+    alarm_emails: tuple[str, ...] = ()
+    # ApproximateAgeOfOldestMessage thresholds (seconds); None: the defaults of age_alarm_seconds.
+    events_age_alarm_seconds: int | None = None
+    chunks_age_alarm_seconds: int | None = None
+    dlq_age_alarm_seconds: int | None = None
 
     def __post_init__(self) -> None:
         validate(self)
+
+    @property
+    def reconcile_every_minutes(self) -> int:
+        """The reconciler's schedule (``upflow:reconcileEveryMinutes``, Limits.reconcile_every_seconds)."""
+        return self.limits.reconcile_every_seconds // SCHEDULE_UNIT_SECONDS
+
+    def age_alarm_seconds(self) -> dict[str, int]:
+        """The age-of-oldest-message threshold of each queue, by queue name.
+
+        Defaults: a main queue, twice its visibility timeout (6x its consumer's timeout, so a
+        message that old has waited, not just been in flight once); a DLQ, three reconciler
+        periods (the reconciler drains both every period).
+        """
+        names = self.names
+        dlq = self.dlq_age_alarm_seconds or DLQ_AGE_ALARM_PERIODS * self.limits.reconcile_every_seconds
+        return {
+            names.events_queue: self.events_age_alarm_seconds
+            or QUEUE_AGE_ALARM_VISIBILITIES * visibility_timeout(self.functions[PLANNER_HANDLER]),
+            names.chunks_queue: self.chunks_age_alarm_seconds
+            or QUEUE_AGE_ALARM_VISIBILITIES * visibility_timeout(self.functions[CHUNK_HANDLER]),
+            names.events_dlq: dlq,
+            names.chunks_dlq: dlq,
+        }
 
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -116,6 +173,12 @@ def validate(config: StackConfig) -> None:
         )
     for handler in (PLANNER_HANDLER, CHUNK_HANDLER):
         visibility = visibility_timeout(config.functions[handler])
+        # Holds while definition.VISIBILITY_TIMEOUT_FACTOR does; refuses a stack if it ever did not.
+        if visibility < AWS_VISIBILITY_GUIDANCE_FACTOR * config.functions[handler].timeout_seconds:
+            raise ConfigError(
+                f"the queue visibility {visibility} s is under {AWS_VISIBILITY_GUIDANCE_FACTOR}x "
+                f"{FUNCTION_CONFIG_PREFIX[handler]}TimeoutSeconds (AWS's guidance for Lambda SQS sources)"
+            )
         if visibility > SQS_MAX_VISIBILITY_SECONDS:
             raise ConfigError(
                 f"{FUNCTION_CONFIG_PREFIX[handler]}TimeoutSeconds makes the queue visibility "
@@ -140,6 +203,33 @@ def validate(config: StackConfig) -> None:
             )
     if config.limits.api_burst_limit < config.limits.api_rate_limit:
         raise ConfigError("apiBurstLimit must be at least apiRateLimit (a second's worth of requests)")
+    if not MIN_MAX_RECEIVES <= config.limits.max_receives <= SQS_MAX_RECEIVE_COUNT:
+        raise ConfigError(
+            f"max_receives {config.limits.max_receives} must be within {MIN_MAX_RECEIVES}.."
+            f"{SQS_MAX_RECEIVE_COUNT} (AWS advises at least {MIN_MAX_RECEIVES} for a Lambda SQS source)"
+        )
+    every = config.limits.reconcile_every_seconds
+    if every < SCHEDULE_UNIT_SECONDS or every % SCHEDULE_UNIT_SECONDS:
+        raise ConfigError(
+            f"reconcileEveryMinutes must be a whole number of minutes, at least 1 (not {every} s)"
+        )
+    for label, seconds in (
+        ("eventsAgeAlarmSeconds", config.events_age_alarm_seconds),
+        ("chunksAgeAlarmSeconds", config.chunks_age_alarm_seconds),
+    ):
+        if seconds is not None and not SCHEDULE_UNIT_SECONDS <= seconds < SQS_DEFAULT_RETENTION_SECONDS:
+            raise ConfigError(
+                f"{label} must be within {SCHEDULE_UNIT_SECONDS}..{SQS_DEFAULT_RETENTION_SECONDS - 1} "
+                "(a message older than the queue's retention is gone: the alarm could never fire)"
+            )
+    dlq_age = config.dlq_age_alarm_seconds
+    if dlq_age is not None and not SCHEDULE_UNIT_SECONDS <= dlq_age < DLQ_RETENTION_SECONDS:
+        raise ConfigError(
+            f"dlqAgeAlarmSeconds must be within {SCHEDULE_UNIT_SECONDS}..{DLQ_RETENTION_SECONDS - 1}"
+        )
+    for email in config.alarm_emails:
+        if not isinstance(email, str) or not _EMAIL.fullmatch(email):
+            raise ConfigError(f"alarmEmails: {email!r} is not an email address")
     if config.architecture not in ARCHITECTURES:
         raise ConfigError(
             f"lambdaArchitecture {config.architecture!r} is not one of {', '.join(ARCHITECTURES)}"
@@ -183,6 +273,8 @@ def load_config(stack: str | None = None) -> StackConfig:
             events_batch_size=config.get_int("eventsBatchSize") or base.events_batch_size,
             events_max_concurrency=get_int("eventsMaxConcurrency", base.events_max_concurrency),
             chunks_max_concurrency=get_int("chunksMaxConcurrency", base.chunks_max_concurrency),
+            reconcile_every_seconds=SCHEDULE_UNIT_SECONDS
+            * get_int("reconcileEveryMinutes", base.reconcile_every_seconds // SCHEDULE_UNIT_SECONDS),
         )
     except ValueError as error:  # Limits' own checks (lifecycleDays >= 1, positive rates, ...)
         raise ConfigError(f"upflow config: {error}") from error
@@ -204,4 +296,33 @@ def load_config(stack: str | None = None) -> StackConfig:
         force_destroy_uploads=config.get_bool("forceDestroyUploads") or False,
         build_dir=_path(config.get("buildDir"), DEFAULT_BUILD_DIR),
         web_dist=_path(config.get("webDist"), DEFAULT_WEB_DIST),
+        alarm_emails=_emails(config),
+        events_age_alarm_seconds=_optional_int(config, "eventsAgeAlarmSeconds"),
+        chunks_age_alarm_seconds=_optional_int(config, "chunksAgeAlarmSeconds"),
+        dlq_age_alarm_seconds=_optional_int(config, "dlqAgeAlarmSeconds"),
     )
+
+
+def _optional_int(config: pulumi.Config, key: str) -> int | None:
+    """An integer whose default depends on other settings: unset or empty means that default."""
+    raw = (config.get(key) or "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"upflow:{key} must be a whole number of seconds, not {raw!r}") from None
+
+
+def _emails(config: pulumi.Config) -> tuple[str, ...]:
+    """``upflow:alarmEmails``: a list of addresses (set with ``pulumi config set --path``)."""
+    hint = "pulumi config set --path 'upflow:alarmEmails[0]' ops@example.com"
+    try:
+        value = config.get_object("alarmEmails")
+    except pulumi.ConfigTypeError:  # not JSON: a bare address, set without --path
+        raise ConfigError(f"upflow:alarmEmails must be a list of email addresses: {hint}") from None
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(email, str) for email in value):
+        raise ConfigError(f"upflow:alarmEmails must be a list of email addresses, not {value!r}: {hint}")
+    return tuple(value)

@@ -1,6 +1,6 @@
 """One Lambda function per Chalice handler, each with its own role, log group and (for
 the SQS consumers) an event source mapping that reports partial batch failures and caps
-how many invocations it runs at once."""
+how many invocations it runs at once. The reconciler is run by a schedule (infra/schedule.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pulumi_aws as aws
 
 from infra import policies
 from infra.chalice_artifacts import ChaliceArtifacts
-from infra.config import StackConfig
-from upflow.definition import CHUNK_HANDLER, FUNCTIONS, PLANNER_HANDLER, Limits, ResourceNames
+from infra.config import StackConfig, visibility_timeout
+from upflow.definition import CHUNK_HANDLER, FUNCTIONS, PLANNER_HANDLER, Limits
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,18 @@ def log_group_name(function: str) -> str:
     return f"/aws/lambda/{function}"
 
 
-def plain_environment(names: ResourceNames, limits: Limits) -> dict[str, str]:
-    """The non-secret variables ``runtime_config_from_env`` reads (minus the web origin)."""
+def stuck_after_seconds(config: StackConfig) -> int:
+    """When the reconciler presumes a ``processing`` item's worker dead: the chunks queue's
+    visibility timeout as this stack sizes the processor (a live worker's message would have
+    come back by then), unless Limits.stuck_after_seconds says otherwise."""
+    return config.limits.stuck_after_seconds or visibility_timeout(config.functions[CHUNK_HANDLER])
+
+
+def plain_environment(config: StackConfig) -> dict[str, str]:
+    """The non-secret variables ``runtime_config_from_env`` reads (minus the web origin).
+
+    ``names.as_env()`` includes both DLQs (the reconciler drains them)."""
+    names, limits = config.names, config.limits
     return {
         **names.as_env(),
         "UPFLOW_CHUNK_SIZE": str(limits.chunk_size),
@@ -60,11 +70,15 @@ def plain_environment(names: ResourceNames, limits: Limits) -> dict[str, str]:
         "UPFLOW_LIFECYCLE_DAYS": str(limits.lifecycle_days),
         "UPFLOW_TOKEN_TTL_SECONDS": str(limits.token_ttl_seconds),
         "UPFLOW_CHUNK_BATCH_SIZE": str(limits.chunk_batch_size),
+        # The reconciler: attempts before an item is failed (the redrive's maxReceiveCount too),
+        # and how long an item may stay processing.
+        "UPFLOW_MAX_RECEIVES": str(limits.max_receives),
+        "UPFLOW_STUCK_AFTER_SECONDS": str(stuck_after_seconds(config)),
     }
 
 
 def environment(config: StackConfig, web_origin: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
-    env: dict[str, pulumi.Input[str]] = dict(plain_environment(config.names, config.limits))
+    env: dict[str, pulumi.Input[str]] = dict(plain_environment(config))
     env["UPFLOW_WEB_ORIGIN"] = web_origin
     env["UPFLOW_TOKEN_SECRET"] = pulumi.Output.secret(config.token_secret)
     return env
@@ -80,7 +94,7 @@ def create_functions(
     arns: pulumi.Output[policies.ResourceArns],
     web_origin: pulumi.Input[str],
 ) -> dict[str, Deployed]:
-    """The three handlers of upflow.definition.FUNCTIONS, from the one deployment zip."""
+    """Every handler of upflow.definition.FUNCTIONS, from the one deployment zip."""
     code = pulumi.FileArchive(str(artifacts.zip_path))
     env = environment(config, web_origin)
     deployed: dict[str, Deployed] = {}

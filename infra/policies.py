@@ -17,6 +17,7 @@ from upflow.definition import (
     CHUNK_HANDLER,
     PARTIALS_PREFIX,
     PLANNER_HANDLER,
+    RECONCILER_HANDLER,
     REPORTS_PREFIX,
     RESULTS_PREFIX,
     UPLOADS_PREFIX,
@@ -75,6 +76,26 @@ SQS_CONSUME_ACTIONS = (
     "sqs:ChangeMessageVisibility",
     "sqs:GetQueueAttributes",
     # processor.batch shortens a failed message's visibility through the queue's URL.
+    "sqs:GetQueueUrl",
+)
+# The reconciler (processor.reconciler) walks the status table: the active-uploads list (Query,
+# DeleteItem of an ended upload's entry), the work items and the upload (the state machines'
+# conditional updates and transactions), and processor.finalize.advance (PutItem of the
+# reduce plan). It never reads or writes the results table.
+RECONCILER_DYNAMODB_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:TransactWriteItems",
+)
+# What draining a dead-letter queue takes: no event source mapping, the reconciler receives
+# (asking for every attribute: ApproximateReceiveCount) and deletes by the queue's URL.
+SQS_DRAIN_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
     "sqs:GetQueueUrl",
 )
 LOGS_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
@@ -160,6 +181,23 @@ def processor_policy(
     )
 
 
+def reconciler_policy(
+    bucket_arn: str,
+    status_table_arn: str,
+    chunks_queue_arn: str,
+    events_dlq_arn: str,
+    chunks_dlq_arn: str,
+) -> PolicyDocument:
+    """Drain both DLQs, fail or re-send stuck work, and advance the upload as a worker would."""
+    return document(
+        *_pipeline_objects(bucket_arn),
+        _allow(RECONCILER_DYNAMODB_ACTIONS, [status_table_arn], "StatusTable"),
+        # Stuck chunks and shards are sent again to the chunks queue (and advance's reducers).
+        _allow(SQS_SEND_ACTIONS, [chunks_queue_arn], "SendWork"),
+        _allow(SQS_DRAIN_ACTIONS, [events_dlq_arn, chunks_dlq_arn], "DrainDeadLetters"),
+    )
+
+
 def deny_insecure_transport(bucket_arn: str) -> Statement:
     return {
         "Sid": "DenyInsecureTransport",
@@ -230,6 +268,8 @@ class ResourceArns:
     results_table: str
     events_queue: str
     chunks_queue: str
+    events_dlq: str
+    chunks_dlq: str
 
 
 def function_policy(handler: str, arns: ResourceArns) -> PolicyDocument:
@@ -242,4 +282,8 @@ def function_policy(handler: str, arns: ResourceArns) -> PolicyDocument:
         )
     if handler == CHUNK_HANDLER:
         return processor_policy(arns.bucket, arns.status_table, arns.results_table, arns.chunks_queue)
+    if handler == RECONCILER_HANDLER:
+        return reconciler_policy(
+            arns.bucket, arns.status_table, arns.chunks_queue, arns.events_dlq, arns.chunks_dlq
+        )
     raise ValueError(f"no policy for handler {handler!r}")

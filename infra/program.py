@@ -5,16 +5,18 @@ from __future__ import annotations
 import pulumi
 
 from infra import policies
+from infra.alarms import create_alarms
 from infra.api_gateway import create_rest_api
 from infra.chalice_artifacts import read_artifacts, require_architecture
 from infra.config import StackConfig
 from infra.events import route_object_created
 from infra.functions import consumers, create_event_source_mappings, create_functions
 from infra.queues import queue_with_dlq
+from infra.schedule import schedule_reconciler
 from infra.site import create_site_hosting, publish_site, site_files
 from infra.storage import create_uploads_bucket
 from infra.tables import create_tables
-from upflow.definition import API_HANDLER, CHUNK_HANDLER, PLANNER_HANDLER
+from upflow.definition import API_HANDLER, CHUNK_HANDLER, PLANNER_HANDLER, RECONCILER_HANDLER
 
 
 def define(config: StackConfig) -> dict[str, pulumi.Output[str]]:
@@ -55,10 +57,18 @@ def define(config: StackConfig) -> dict[str, pulumi.Output[str]]:
     route_object_created(names, uploads.bucket, events)
 
     arns = pulumi.Output.all(
-        uploads.bucket.arn, status_table.arn, results_table.arn, events.queue.arn, chunks.queue.arn
+        uploads.bucket.arn,
+        status_table.arn,
+        results_table.arn,
+        events.queue.arn,
+        chunks.queue.arn,
+        events.dlq.arn,
+        chunks.dlq.arn,
     ).apply(lambda values: policies.ResourceArns(*values))
     functions = create_functions(config, artifacts, arns, web_origin)
     create_event_source_mappings(functions, consumers(limits, events.queue, chunks.queue))
+    schedule_reconciler(config, functions[RECONCILER_HANDLER])
+    monitoring = create_alarms(config, events, chunks)
     api = create_rest_api(names, artifacts, functions[API_HANDLER].function, web_origin, limits)
     publish_site(site, files, api.url)
 
@@ -79,6 +89,7 @@ def define(config: StackConfig) -> dict[str, pulumi.Output[str]]:
         "events_dlq_url": events.dlq.url,
         "chunks_queue_url": chunks.queue.url,
         "chunks_dlq_url": chunks.dlq.url,
+        "alarm_topic_arn": monitoring.topic.arn,
     }
 
 

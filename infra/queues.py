@@ -8,11 +8,8 @@ from dataclasses import dataclass
 import pulumi_aws as aws
 
 from infra import policies
-from infra.config import visibility_timeout
+from infra.config import DLQ_RETENTION_SECONDS, visibility_timeout
 from upflow.definition import FunctionSpec
-
-# Infra-only: keep dead letters for SQS's maximum, so they outlive the source's retention.
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
 @dataclass(frozen=True)

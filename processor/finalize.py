@@ -20,8 +20,11 @@ from decimal import Decimal
 from typing import Any
 
 from processor.model import (
+    active_item,
     chunk_errors_key,
     chunk_items,
+    chunk_key,
+    chunk_message,
     reduce_message,
     report_key,
     shard_csv_key,
@@ -29,11 +32,15 @@ from processor.model import (
     shard_key,
     totals_key,
 )
-from upflow.aws.dynamo import ConditionFailed, Item, Update
+from upflow.aws.dynamo import ConditionFailed, Item, TransactionCancelled, Update, transact
 from upflow.core.consolidation import estimate_distinct, merge_sketches, plan_shards, shard_count_for
+from upflow.core.dialect import ParserState, compose, decode_states, encode_states
 from upflow.core.report import decode_chunk_errors, write_report
 from upflow.core.rules import RowError
 from upflow.server.states import (
+    CHUNK,
+    CHUNK_COMPLETED,
+    CHUNK_PENDING,
     COMPLETED,
     COMPLETED_WITH_ERRORS,
     FAILED,
@@ -50,6 +57,8 @@ TOTALS_HEADER = b"document,type,rows,amount\n"
 UTF8_BOM = b"\xef\xbb\xbf"
 TOP_DOCUMENTS = 10
 _SKETCH_VALUE = struct.Struct(">Q")
+# A chunk's counts that its completion adds to the upload (with its err_<code> counts).
+SUMMARY_COUNTS = frozenset({"rows_total", "rows_valid", "rows_invalid", "amount_valid"})
 
 
 def encode_sketch(sketch: Sequence[int]) -> bytes:
@@ -105,11 +114,26 @@ def _after_map(services: Services, upload_id: str, item: Item) -> None:
 
 
 def _plan_reduce(services: Services, upload_id: str) -> None:
-    """Every chunk is mapped: choose R from the chunks' sketches and start R reducers."""
+    """Every chunk is mapped: compose their transfer functions; re-parse the chunks whose
+    speculated start state was wrong, or, when none was, choose R and start R reducers."""
     limits = services.config.limits
     sketches: list[tuple[int, ...]] = []
     partial_records = 0
-    for chunk in chunk_items(services.status, upload_id, projection=("documents", "sketch")):
+    chunks = list(
+        chunk_items(
+            services.status, upload_id, projection=("index", "transfer", "compatible", "documents", "sketch")
+        )
+    )
+    true_states = compose(decode_states(str(chunk["transfer"])) for chunk in chunks)
+    wrong = [
+        (int(chunk["index"]), state)
+        for chunk, state in zip(chunks, true_states, strict=True)
+        if state not in decode_states(str(chunk["compatible"]))
+    ]
+    if wrong:
+        _reparse(services, upload_id, wrong)
+        return
+    for chunk in chunks:
         partial_records += int(chunk.get("documents", 0))
         if "sketch" in chunk:
             sketches.append(decode_sketch(chunk["sketch"]))
@@ -135,6 +159,37 @@ def _plan_reduce(services: Services, upload_id: str) -> None:
     item = services.status.get(upload_key(upload_id))
     if item is not None and "shard_total" in item:
         _start_shards(services, upload_id, item)
+
+
+def _reparse(services: Services, upload_id: str, wrong: Sequence[tuple[int, ParserState]]) -> None:
+    """Send each misspeculated chunk back to ``pending`` with its true start state, taking its
+    counts back off the upload in the same transaction (its re-parse adds the right ones)."""
+    requeued: list[int] = []
+    for index, state in wrong:
+        item = services.status.get(chunk_key(upload_id, index))
+        if item is None or item["status"] != CHUNK_COMPLETED:
+            continue
+        counts = {name: -item[name] for name in item if name in SUMMARY_COUNTS or name.startswith("err_")}
+        try:
+            transact(
+                services.status.client,
+                [
+                    services.status.tx_update(
+                        chunk_key(upload_id, index),
+                        CHUNK.condition(to=CHUNK_PENDING, from_=CHUNK_COMPLETED).update(
+                            set={"start_state": encode_states([state]), "updated_at": iso(time.time())}
+                        ),
+                    ),
+                    services.status.tx_update(
+                        upload_key(upload_id), Update(add={"chunks_done": -1, **counts})
+                    ),
+                ],
+            )
+        except TransactionCancelled:
+            continue  # another caller sent it back first
+        requeued.append(index)
+    log.info("upload %s: chunks %s misspeculated, parsed again", upload_id, requeued)
+    services.chunks.send_json([chunk_message(upload_id, index) for index in requeued])
 
 
 def _start_shards(services: Services, upload_id: str, item: Item) -> None:
@@ -188,16 +243,16 @@ def _after_reduce(services: Services, upload_id: str, item: Item) -> None:
 
 
 def _chunk_errors(services: Services, upload_id: str) -> Iterator[tuple[int, Sequence[RowError]]]:
-    """(newlines before the chunk, its errors) for every chunk, in file order."""
-    newlines_before = 0
-    for chunk in chunk_items(services.status, upload_id, projection=("index", "newlines", "errors_count")):
+    """(line breaks before the chunk, its errors) for every chunk, in file order."""
+    line_breaks_before = 0
+    for chunk in chunk_items(services.status, upload_id, projection=("index", "line_breaks", "errors_count")):
         errors: Sequence[RowError] = ()
         if int(chunk.get("errors_count", 0)):
             errors = decode_chunk_errors(
                 services.store.get_bytes(chunk_errors_key(upload_id, int(chunk["index"])))
             )
-        yield newlines_before, errors
-        newlines_before += int(chunk["newlines"])
+        yield line_breaks_before, errors
+        line_breaks_before += int(chunk["line_breaks"])
 
 
 def _finalize_success(services: Services, upload_id: str, item: dict[str, Any]) -> None:
@@ -207,20 +262,20 @@ def _finalize_success(services: Services, upload_id: str, item: dict[str, Any]) 
     def remember_first(
         chunks: Iterator[tuple[int, Sequence[RowError]]],
     ) -> Iterator[tuple[int, Sequence[RowError]]]:
-        for newlines_before, errors in chunks:
+        for line_breaks_before, errors in chunks:
             for error in errors:
                 if len(first_errors) >= limit:
                     break
                 first_errors.append(
                     {
-                        "line": 1 + newlines_before + error.line_offset,
+                        "line": 1 + line_breaks_before + error.line_offset,
                         "column": error.column,
                         "code": error.code,
                         "message": error.message,
                         "value": error.value[:200],
                     }
                 )
-            yield newlines_before, errors
+            yield line_breaks_before, errors
 
     key = report_key(upload_id)
     # Spooled: small reports stay in memory, large ones go to Lambda's /tmp.
@@ -252,6 +307,8 @@ def _finalize_success(services: Services, upload_id: str, item: dict[str, Any]) 
         )
     except ConditionFailed:
         log.info("upload %s was finalised by another caller", upload_id)
+        return
+    services.status.delete(active_item(upload_id))
 
 
 def _write_totals(services: Services, upload_id: str, shard_total: int) -> tuple[int, list[dict[str, Any]]]:

@@ -51,6 +51,19 @@ def shard_items(status: Table, upload_id: str, projection: Sequence[str]) -> Ite
     )
 
 
+# The index of uploads that have work under way (the reconciler's list): one item per upload,
+# put when planning starts, deleted when it ends for good. One small partition, two writes per upload.
+ACTIVE_PK = "ACTIVE"
+
+
+def active_item(upload_id: str) -> dict[str, str]:
+    return {"pk": ACTIVE_PK, "sk": upload_id}
+
+
+def active_uploads(status: Table) -> list[str]:
+    return [str(item["sk"]) for item in status.query("pk", ACTIVE_PK, projection=("sk",))]
+
+
 def partial_key(upload_id: str, index: int) -> str:
     """The chunk's partial totals (map output, ``upflow.core.consolidation``)."""
     return f"{PARTIALS_PREFIX}{upload_id}/{index:06d}.bin"

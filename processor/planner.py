@@ -17,7 +17,7 @@ from typing import Any
 
 from processor.batch import Record, receive_count
 from processor.finalize import advance, fail_upload
-from processor.model import chunk_key, chunk_message, plan_page_message
+from processor.model import active_item, chunk_key, chunk_message, plan_page_message
 from upflow.aws.dynamo import ConditionFailed, Update
 from upflow.aws.s3 import NoSuchKey
 from upflow.core.chunking import chunk_count, chunk_size_for, plan_chunks
@@ -98,6 +98,9 @@ def start_plan(services: Services, key: str) -> None:
         return
     chunk_size = chunk_size_for(size, limits)
     total = chunk_count(size, chunk_size)
+    # On the reconciler's list first: a planner that dies after the transition below is found
+    # (an entry for an upload that did not start is dropped by the reconciler).
+    services.status.put(active_item(upload_id))
     try:
         services.status.update(
             upload_key(upload_id),

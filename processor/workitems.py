@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from processor.model import chunk_items, chunk_key, chunk_message, reduce_message, shard_items, shard_key
+from processor.model import (
+    active_item,
+    chunk_items,
+    chunk_key,
+    chunk_message,
+    reduce_message,
+    shard_items,
+    shard_key,
+)
 from upflow.aws.dynamo import ConditionFailed, Item, Table, TransactionCancelled, Update, transact
 from upflow.server.states import (
     CHUNK,
@@ -194,5 +202,7 @@ def requeue_failed(services: Services, kind: WorkKind, upload_id: str) -> list[i
         except TransactionCancelled:
             continue  # it left `failed` meanwhile (a late redelivery got it)
         requeued.append(index)
+    if requeued:
+        services.status.put(active_item(upload_id))  # the reconciler watches it again
     services.chunks.send_json([kind.message(upload_id, index) for index in requeued])
     return requeued

@@ -85,7 +85,13 @@ class Limits:
     plan_page_chunks: int = 1_000
     chunk_batch_size: int = 1
     events_batch_size: int = 1
-    max_receives: int = 3
+    # Deliveries of a message before SQS dead-letters it (AWS advises >= 5 for Lambda sources).
+    max_receives: int = 5
+    # An item `processing` longer than this has a dead worker (0: the chunks queue's visibility
+    # timeout, VISIBILITY_TIMEOUT_FACTOR x the processor's timeout); the reconciler moves it on.
+    stuck_after_seconds: int = 0
+    # How often the reconciler runs (an EventBridge schedule; a loop in the local stack).
+    reconcile_every_seconds: int = 300
     preview_bytes: int = 1 * MiB
     # A failed message becomes visible again after base * 2**(receives-1) seconds.
     retry_backoff_seconds: int = 10
@@ -162,10 +168,12 @@ class FunctionSpec:
 API_HANDLER = "api_handler"
 PLANNER_HANDLER = "plan_object"
 CHUNK_HANDLER = "process_chunks"
+RECONCILER_HANDLER = "reconcile"
 FUNCTIONS: Mapping[str, FunctionSpec] = {
     API_HANDLER: FunctionSpec(memory_mb=512, timeout_seconds=29),
     PLANNER_HANDLER: FunctionSpec(memory_mb=1024, timeout_seconds=300),
     CHUNK_HANDLER: FunctionSpec(memory_mb=2048, timeout_seconds=300),
+    RECONCILER_HANDLER: FunctionSpec(memory_mb=512, timeout_seconds=300),
 }
 # AWS's guidance: a queue's visibility timeout >= 6x its consumer's timeout.
 VISIBILITY_TIMEOUT_FACTOR = 6
@@ -195,6 +203,8 @@ class ResourceNames:
             "UPFLOW_RESULTS_TABLE": self.results_table,
             "UPFLOW_EVENTS_QUEUE": self.events_queue,
             "UPFLOW_CHUNKS_QUEUE": self.chunks_queue,
+            "UPFLOW_EVENTS_DLQ": self.events_dlq,
+            "UPFLOW_CHUNKS_DLQ": self.chunks_dlq,
         }
 
 
@@ -302,9 +312,9 @@ def runtime_config_from_env(env: Mapping[str, str] | None = None) -> RuntimeConf
         status_table=env.get("UPFLOW_STATUS_TABLE", defaults.status_table),
         results_table=env.get("UPFLOW_RESULTS_TABLE", defaults.results_table),
         events_queue=env.get("UPFLOW_EVENTS_QUEUE", defaults.events_queue),
-        events_dlq=defaults.events_dlq,
+        events_dlq=env.get("UPFLOW_EVENTS_DLQ", defaults.events_dlq),
         chunks_queue=env.get("UPFLOW_CHUNKS_QUEUE", defaults.chunks_queue),
-        chunks_dlq=defaults.chunks_dlq,
+        chunks_dlq=env.get("UPFLOW_CHUNKS_DLQ", defaults.chunks_dlq),
         event_rule=defaults.event_rule,
     )
     base = Limits()
@@ -317,6 +327,9 @@ def runtime_config_from_env(env: Mapping[str, str] | None = None) -> RuntimeConf
         retry_backoff_seconds=_int_env(env, "UPFLOW_RETRY_BACKOFF_SECONDS", base.retry_backoff_seconds),
         plan_page_chunks=_int_env(env, "UPFLOW_PLAN_PAGE_CHUNKS", base.plan_page_chunks),
         documents_per_shard=_int_env(env, "UPFLOW_DOCUMENTS_PER_SHARD", base.documents_per_shard),
+        max_receives=_int_env(env, "UPFLOW_MAX_RECEIVES", base.max_receives),
+        stuck_after_seconds=_int_env(env, "UPFLOW_STUCK_AFTER_SECONDS", base.stuck_after_seconds),
+        reconcile_every_seconds=_int_env(env, "UPFLOW_RECONCILE_EVERY_SECONDS", base.reconcile_every_seconds),
         token_ttl_seconds=_int_env(env, "UPFLOW_TOKEN_TTL_SECONDS", base.token_ttl_seconds),
         report_retention_days=_int_env(env, "UPFLOW_REPORT_RETENTION_DAYS", base.report_retention_days),
         results_retention_days=_int_env(env, "UPFLOW_RESULTS_RETENTION_DAYS", base.results_retention_days),

@@ -33,7 +33,13 @@ from infra.chalice_artifacts import (  # noqa: E402
     rewrite_swagger,
 )
 from upflow import build  # noqa: E402
-from upflow.definition import API_HANDLER, CHUNK_HANDLER, FUNCTIONS, PLANNER_HANDLER  # noqa: E402
+from upflow.definition import (  # noqa: E402
+    API_HANDLER,
+    CHUNK_HANDLER,
+    FUNCTIONS,
+    PLANNER_HANDLER,
+    RECONCILER_HANDLER,
+)
 
 MAX_ZIP_BYTES = 2 * 1000 * 1000  # the issue's target: 2 MB
 KERNEL = "upflow/core/_scan.so"
@@ -198,7 +204,7 @@ IMPORT_SCRIPT = textwrap.dedent(
             modules.append(info.name)
     loaded = {name: getattr(sys.modules[name], "__file__", None) or "" for name in modules}
     outside = {n: f for n, f in loaded.items() if not f.startswith(root)}
-    handlers = {name: callable(getattr(app, name)) for name in ("plan_object", "process_chunks")}
+    handlers = {name: callable(getattr(app, name)) for name in ("plan_object", "process_chunks", "reconcile")}
     from upflow.core import kernel
     lib = kernel.load()
     third_party = sorted({name.split(".")[0] for name in sys.modules if not name.startswith("__")}
@@ -232,21 +238,26 @@ def test_app_and_every_shipped_module_import_from_the_zip_alone(unzipped, runtim
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["site"] == []  # nothing from any site-packages
     assert report["outside"] == {}  # every module came from the zip
-    assert {"processor.worker", "upflow.server.wiring", "upflow.core.kernel"} <= set(report["modules"])
+    assert {"processor.worker", "processor.reconciler", "upflow.server.wiring", "upflow.core.kernel"} <= set(
+        report["modules"]
+    )
     # Beyond the standard library, only what the Lambda runtime provides (boto3 and its dependencies).
     assert set(report["third_party"]) <= set(RUNTIME_PACKAGES)
-    assert report["handlers"] == {"plan_object": True, "process_chunks": True}
+    assert report["handlers"] == {"plan_object": True, "process_chunks": True, RECONCILER_HANDLER: True}
     assert report["app_name"] == "upflow"
     assert report["kernel"] == str(unzipped / "upflow" / "core" / "_scan.so")  # the zip's own, loaded
 
 
 def test_template_matches_the_definition_and_the_design(package_dir):
-    """What infra reads from the real template: the three handlers and every route."""
+    """What infra reads from the real template: the four handlers and every route."""
     artifacts = read_artifacts(package_dir)
     assert set(artifacts.functions) == set(FUNCTIONS)
     assert artifacts.functions[API_HANDLER].handler == "app.app"
     assert artifacts.functions[PLANNER_HANDLER].handler == f"app.{PLANNER_HANDLER}"
     assert artifacts.functions[CHUNK_HANDLER].handler == f"app.{CHUNK_HANDLER}"
+    # @app.lambda_function: no event source in the template (infra schedules it).
+    assert artifacts.functions[RECONCILER_HANDLER].handler == f"app.{RECONCILER_HANDLER}"
+    assert len(artifacts.functions) == 4
     assert artifacts.stage_name == "api"
     body = rewrite_swagger(
         artifacts.swagger,

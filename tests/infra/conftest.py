@@ -25,7 +25,7 @@ if str(REPO_ROOT) not in sys.path:  # `infra` is not an installed package
 from infra.config import StackConfig  # noqa: E402
 from infra.program import define  # noqa: E402
 from upflow import build  # noqa: E402
-from upflow.definition import CHUNK_HANDLER, PLANNER_HANDLER, names_for  # noqa: E402
+from upflow.definition import CHUNK_HANDLER, PLANNER_HANDLER, RECONCILER_HANDLER, names_for  # noqa: E402
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -62,6 +62,11 @@ def {PLANNER_HANDLER}(event):
 @app.on_sqs_message(queue="upflow-local-chunks", batch_size=1)
 def {CHUNK_HANDLER}(event):
     return None
+
+
+@app.lambda_function(name="{RECONCILER_HANDLER}")
+def {RECONCILER_HANDLER}(event, context):
+    return {{}}
 """
 
 
@@ -229,6 +234,10 @@ def _computed(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[st
         return inputs["name"], {"arn": arn, "invokeArn": invoke}
     if typ == "aws:cloudwatch/logGroup:LogGroup":
         return inputs["name"], {"arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{inputs['name']}"}
+    if typ == "aws:sns/topic:Topic":
+        return f"arn:aws:sns:{REGION}:{ACCOUNT}:{inputs['name']}", {
+            "arn": f"arn:aws:sns:{REGION}:{ACCOUNT}:{inputs['name']}"
+        }
     if typ == "aws:cloudwatch/eventRule:EventRule":
         return inputs["name"], {"arn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{inputs['name']}"}
     if typ == "aws:iam/role:Role":

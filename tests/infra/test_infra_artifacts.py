@@ -18,7 +18,7 @@ from infra.chalice_artifacts import (
     rewrite_swagger,
     swagger_json,
 )
-from upflow.definition import API_HANDLER, CHUNK_HANDLER, FUNCTIONS, PLANNER_HANDLER
+from upflow.definition import API_HANDLER, CHUNK_HANDLER, FUNCTIONS, PLANNER_HANDLER, RECONCILER_HANDLER
 
 INVOKE = (
     "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/"
@@ -39,6 +39,9 @@ def test_one_function_per_definition_handler(chalice_build):
     assert artifacts.functions[API_HANDLER].logical_id == "APIHandler"
     assert artifacts.functions[PLANNER_HANDLER].handler == f"app.{PLANNER_HANDLER}"
     assert artifacts.functions[CHUNK_HANDLER].handler == f"app.{CHUNK_HANDLER}"
+    # A plain @app.lambda_function (no event source in the template): the schedule is infra's.
+    assert artifacts.functions[RECONCILER_HANDLER].handler == f"app.{RECONCILER_HANDLER}"
+    assert len(artifacts.functions) == 4
     for function in artifacts.functions.values():
         assert function.runtime in ("python3.11", "python3.12")
         assert function.architectures == ("x86_64",)
@@ -65,16 +68,20 @@ def test_missing_build_says_make_package(chalice_build, tmp_path, missing):
         read_artifacts(build_dir)
 
 
-def test_template_without_a_handler_is_refused(chalice_build):
+@pytest.mark.parametrize(
+    ("logical_id", "handler"), [("ProcessChunks", CHUNK_HANDLER), ("Reconcile", RECONCILER_HANDLER)]
+)
+def test_template_without_a_handler_is_refused(chalice_build, logical_id, handler):
     template = json.loads((chalice_build / "sam.json").read_text())
-    del template["Resources"]["ProcessChunks"]
-    with pytest.raises(ArtifactError, match=CHUNK_HANDLER):
+    del template["Resources"][logical_id]
+    with pytest.raises(ArtifactError, match=handler):
         parse_template(template, chalice_build)
 
 
 def test_handler_names():
     assert handler_name("app.app") == API_HANDLER
     assert handler_name(f"app.{PLANNER_HANDLER}") == PLANNER_HANDLER
+    assert handler_name(f"app.{RECONCILER_HANDLER}") == RECONCILER_HANDLER
     with pytest.raises(ArtifactError):
         handler_name("other.module")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from infra.config import (
     CONFIG_KEYS,
     DEFAULT_BUILD_DIR,
     DEFAULT_WEB_DIST,
+    FUNCTION_CONFIG_PREFIX,
     REPO_ROOT,
     ConfigError,
     StackConfig,
@@ -23,6 +25,7 @@ from upflow.definition import (
     CHUNK_HANDLER,
     FUNCTIONS,
     PLANNER_HANDLER,
+    RECONCILER_HANDLER,
     FunctionSpec,
     Limits,
     names_for,
@@ -47,10 +50,10 @@ def stack_config():
 
 def example_values() -> dict[str, str]:
     config = yaml.safe_load(EXAMPLE.read_text())["config"]
-    values = {
-        key.removeprefix("upflow:"): value for key, value in config.items() if key.startswith("upflow:")
-    }
-    assert set(values.pop("tokenSecret")) == {"secure"}  # stored as a secret
+    raw = {key.removeprefix("upflow:"): value for key, value in config.items() if key.startswith("upflow:")}
+    assert set(raw.pop("tokenSecret")) == {"secure"}  # stored as a secret
+    # A structured value (alarmEmails, a list) reaches the program as JSON, as the CLI passes it.
+    values = {key: value if isinstance(value, str) else json.dumps(value) for key, value in raw.items()}
     values["tokenSecret"] = "s3cret"
     return values
 
@@ -88,6 +91,14 @@ def test_example_values_are_applied(stack_config):
     assert config.force_destroy_uploads is False
     assert config.architecture == values["lambdaArchitecture"] == "x86_64"
     assert isinstance(config.token_secret, pulumi.Output)
+    assert config.functions[RECONCILER_HANDLER] == FunctionSpec(
+        int(values["reconcilerMemoryMb"]), int(values["reconcilerTimeoutSeconds"])
+    )
+    assert config.reconcile_every_minutes == int(values["reconcileEveryMinutes"])
+    assert config.alarm_emails == ()
+    # Empty thresholds: the defaults, which follow the timeouts and the schedule.
+    assert (config.events_age_alarm_seconds, config.chunks_age_alarm_seconds) == (None, None)
+    assert config.dlq_age_alarm_seconds is None
 
 
 def test_example_documents_the_definitions_defaults(stack_config):
@@ -109,9 +120,19 @@ def test_example_documents_the_definitions_defaults(stack_config):
         "events_batch_size",
         "events_max_concurrency",
         "chunks_max_concurrency",
+        "reconcile_every_seconds",
+        "max_receives",
     ):
         assert getattr(config.limits, field) == getattr(defaults, field), field
     assert dict(config.functions) == dict(FUNCTIONS)
+    names = config.names
+    # What the example's comments say the empty thresholds come to.
+    assert config.age_alarm_seconds() == {
+        names.events_queue: 3600,
+        names.chunks_queue: 3600,
+        names.events_dlq: 900,
+        names.chunks_dlq: 900,
+    }
 
 
 def test_defaults_come_from_definition(stack_config):
@@ -122,6 +143,15 @@ def test_defaults_come_from_definition(stack_config):
     assert config.web_origin is None
     assert config.architecture == "x86_64"
     assert (config.build_dir, config.web_dist) == (DEFAULT_BUILD_DIR, DEFAULT_WEB_DIST)
+    assert config.reconcile_every_minutes == Limits().reconcile_every_seconds // 60 == 5
+    assert config.limits.max_receives == 5
+    assert config.alarm_emails == ()
+    assert config.age_alarm_seconds() == {
+        config.names.events_queue: 2 * 6 * FUNCTIONS[PLANNER_HANDLER].timeout_seconds,
+        config.names.chunks_queue: 2 * 6 * FUNCTIONS[CHUNK_HANDLER].timeout_seconds,
+        config.names.events_dlq: 3 * 300,
+        config.names.chunks_dlq: 3 * 300,
+    }
 
 
 def test_overrides(stack_config):
@@ -139,8 +169,21 @@ def test_overrides(stack_config):
             "chunksMaxConcurrency": "5",
             "apiRateLimit": "10",
             "apiBurstLimit": "20",
+            "reconcileEveryMinutes": "10",
+            "reconcilerTimeoutSeconds": "120",
+            "alarmEmails": '["ops@example.com", "oncall@example.org"]',
+            "eventsAgeAlarmSeconds": "1200",
+            "dlqAgeAlarmSeconds": "",
         }
     )
+    assert config.reconcile_every_minutes == 10
+    assert config.limits.reconcile_every_seconds == 600
+    assert config.functions[RECONCILER_HANDLER].timeout_seconds == 120
+    assert config.alarm_emails == ("ops@example.com", "oncall@example.org")
+    ages = config.age_alarm_seconds()
+    assert ages[config.names.events_queue] == 1200
+    assert ages[config.names.chunks_queue] == 3600  # not set: 2x its visibility
+    assert ages[config.names.events_dlq] == ages[config.names.chunks_dlq] == 3 * 600  # empty: the default
     assert config.limits.lifecycle_days == 14 and config.limits.report_retention_days == 90
     assert config.limits.chunks_max_concurrency == 5
     assert (config.limits.api_rate_limit, config.limits.api_burst_limit) == (10, 20)
@@ -170,6 +213,14 @@ def test_token_secret_is_required(stack_config):
         ("reportRetentionDays", "0", "report_retention_days must be positive"),
         ("apiRateLimit", "0", "api_rate_limit must be positive"),
         ("apiBurstLimit", "10", "apiBurstLimit must be at least apiRateLimit"),
+        ("reconcileEveryMinutes", "0", "reconcileEveryMinutes must be a whole number of minutes"),
+        ("alarmEmails", "ops@example.com", r"alarmEmails must be a list .* --path"),
+        ("alarmEmails", '"ops@example.com"', "alarmEmails must be a list"),
+        ("alarmEmails", '["ops@example.com", "nobody"]', "'nobody' is not an email address"),
+        ("eventsAgeAlarmSeconds", "30", "eventsAgeAlarmSeconds must be within 60.."),
+        ("chunksAgeAlarmSeconds", "345600", "retention"),
+        ("chunksAgeAlarmSeconds", "1h", "chunksAgeAlarmSeconds must be a whole number of seconds"),
+        ("dlqAgeAlarmSeconds", str(14 * 24 * 3600), "dlqAgeAlarmSeconds must be within 60.."),
     ],
 )
 def test_out_of_range_values_are_refused(stack_config, key, value, message):
@@ -180,3 +231,15 @@ def test_out_of_range_values_are_refused(stack_config, key, value, message):
 def test_bucket_names_must_be_valid(stack_config):
     with pytest.raises(ConfigError, match="bucket name"):
         stack_config({"tokenSecret": "s3cret", "bucketSuffix": "My_Account"})
+
+
+@pytest.mark.parametrize("receives", [3, 1001])
+def test_redrive_needs_at_least_five_receives(receives):
+    """AWS's guidance for Lambda SQS sources (a throttled batch counts as a receive)."""
+    with pytest.raises(ConfigError, match="at least 5"):
+        StackConfig(names=names_for("dev"), token_secret="s", limits=Limits(max_receives=receives))
+
+
+def test_every_handler_has_sizing_keys():
+    assert set(FUNCTION_CONFIG_PREFIX) == set(FUNCTIONS)
+    assert {"reconcilerMemoryMb", "reconcilerTimeoutSeconds"} <= set(CONFIG_KEYS)

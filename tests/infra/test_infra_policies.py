@@ -13,6 +13,8 @@ ARNS = policies.ResourceArns(
     results_table="arn:aws:dynamodb:r:1:table/r",
     events_queue="arn:aws:sqs:r:1:e",
     chunks_queue="arn:aws:sqs:r:1:c",
+    events_dlq="arn:aws:sqs:r:1:e-dlq",
+    chunks_dlq="arn:aws:sqs:r:1:c-dlq",
 )
 
 
@@ -48,7 +50,7 @@ def test_logs_policy_is_limited_to_one_group():
 
 
 def test_redrive_policy():
-    assert policies.redrive_policy("arn:dlq", 3) == {"deadLetterTargetArn": "arn:dlq", "maxReceiveCount": 3}
+    assert policies.redrive_policy("arn:dlq", 5) == {"deadLetterTargetArn": "arn:dlq", "maxReceiveCount": 5}
 
 
 def test_tls_only_policy_denies_insecure_transport():
@@ -84,3 +86,17 @@ def test_consumers_can_delay_a_failed_messages_retry():
         granted = _granted(handler)
         assert ("sqs:GetQueueUrl", queue) in granted
         assert ("sqs:ChangeMessageVisibility", queue) in granted
+
+
+def test_the_reconciler_drains_both_dlqs_and_requeues_to_the_chunks_queue_only():
+    granted = _granted("reconcile")
+    for dlq in (ARNS.events_dlq, ARNS.chunks_dlq):
+        for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes", "GetQueueUrl"):
+            assert (f"sqs:{action}", dlq) in granted
+        assert ("sqs:SendMessage", dlq) not in granted
+    assert ("sqs:SendMessage", ARNS.chunks_queue) in granted
+    assert not {(a, r) for a, r in granted if r in (ARNS.events_queue, ARNS.results_table)}
+    assert ("dynamodb:DeleteItem", ARNS.status_table) in granted
+    # processor.finalize.advance: the same S3 rights as the processor.
+    s3 = {(a, r) for a, r in granted if a.startswith("s3:")}
+    assert s3 == {(a, r) for a, r in _granted("process_chunks") if a.startswith("s3:")}

@@ -10,10 +10,12 @@ import json
 
 import pytest
 
+from infra.alarms import AGE_METRIC, DEPTH_METRIC, age_alarm_name, depth_alarm_name
 from infra.api_gateway import GATEWAY_RESPONSES
 from infra.chalice_artifacts import ArtifactError
 from infra.functions import function_name, log_group_name
 from infra.policies import wildcard_resources
+from infra.schedule import max_event_age_seconds, schedule_expression
 from infra.site import WebBuildMissing
 from upflow import definition
 from upflow.definition import (
@@ -25,6 +27,7 @@ from upflow.definition import (
     FUNCTIONS,
     PARTIALS_PREFIX,
     PLANNER_HANDLER,
+    RECONCILER_HANDLER,
     REPORTS_PREFIX,
     RESULTS_PREFIX,
     RESULTS_TABLE_KEYS,
@@ -45,6 +48,12 @@ BUCKET = "aws:s3/bucket:Bucket"
 QUEUE = "aws:sqs/queue:Queue"
 FUNCTION = "aws:lambda/function:Function"
 MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
+RULE = "aws:cloudwatch/eventRule:EventRule"
+TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+PERMISSION = "aws:lambda/permission:Permission"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+TOPIC = "aws:sns/topic:Topic"
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 
@@ -62,6 +71,7 @@ def tuned(make_config, stack_runner):
         API_HANDLER: FunctionSpec(memory_mb=256, timeout_seconds=20),
         PLANNER_HANDLER: FunctionSpec(memory_mb=768, timeout_seconds=120),
         CHUNK_HANDLER: FunctionSpec(memory_mb=3008, timeout_seconds=600),
+        RECONCILER_HANDLER: FunctionSpec(memory_mb=256, timeout_seconds=120),
     }
     limits = Limits(
         lifecycle_days=3,
@@ -75,10 +85,17 @@ def tuned(make_config, stack_runner):
         events_max_concurrency=3,
         chunks_max_concurrency=50,
         chunk_size=16 * 2**20,
+        reconcile_every_seconds=60,
     )
     return stack_runner(
         make_config(
-            web_origin="https://upload.example.com", limits=limits, functions=functions, log_retention_days=30
+            web_origin="https://upload.example.com",
+            limits=limits,
+            functions=functions,
+            log_retention_days=30,
+            alarm_emails=("ops@example.com", "oncall@example.org"),
+            chunks_age_alarm_seconds=7200,
+            dlq_age_alarm_seconds=600,
         )
     )
 
@@ -202,7 +219,7 @@ def test_queues_redrive_to_their_dlq_and_outlast_the_consumer(run, tuned, queue,
             "deadLetterTargetArn": f"arn:aws:sqs:us-east-1:123456789012:{dlq}",
             "maxReceiveCount": Limits().max_receives,
         }
-        assert Limits().max_receives == 3
+        assert Limits().max_receives == 5  # AWS's guidance for Lambda SQS sources: at least 5
         assert main.inputs["visibilityTimeoutSeconds"] == VISIBILITY_TIMEOUT_FACTOR * timeout
         assert main.inputs["visibilityTimeoutSeconds"] >= 6 * timeout
         assert "redrivePolicy" not in queues[dlq].inputs
@@ -246,13 +263,13 @@ def test_tables_are_on_demand_with_point_in_time_recovery(run, name, keys):
 
 
 def test_rule_pattern_is_the_definitions(run):
-    rule = run.one("aws:cloudwatch/eventRule:EventRule")
+    rule = run.one(RULE, "object-created")
     assert rule.inputs["name"] == NAMES.event_rule
     assert rule.json("eventPattern") == object_created_pattern(NAMES.bucket)
 
 
 def test_rule_targets_the_events_queue_with_a_dead_letter_queue(run):
-    target = run.one("aws:cloudwatch/eventTarget:EventTarget")
+    target = run.one(TARGET, "object-created-to-events-queue")
     assert target.inputs["rule"] == NAMES.event_rule
     assert target.inputs["arn"] == f"arn:aws:sqs:us-east-1:123456789012:{NAMES.events_queue}"
     dlq = f"arn:aws:sqs:us-east-1:123456789012:{NAMES.events_dlq}"
@@ -269,7 +286,9 @@ def test_one_function_per_handler_sized_by_definition(run):
         API_HANDLER: "app.app",
         PLANNER_HANDLER: f"app.{PLANNER_HANDLER}",
         CHUNK_HANDLER: f"app.{CHUNK_HANDLER}",
+        RECONCILER_HANDLER: f"app.{RECONCILER_HANDLER}",
     }
+    assert len(functions) == 4
     for handler, spec in FUNCTIONS.items():
         inputs = functions[handler].inputs
         assert inputs["name"] == function_name("test", handler)
@@ -283,7 +302,12 @@ def test_one_function_per_handler_sized_by_definition(run):
 
 def test_function_sizing_follows_config(tuned):
     sizes = {r.name: (r.inputs["memorySize"], r.inputs["timeout"]) for r in tuned.of_type(FUNCTION)}
-    assert sizes == {API_HANDLER: (256, 20), PLANNER_HANDLER: (768, 120), CHUNK_HANDLER: (3008, 600)}
+    assert sizes == {
+        API_HANDLER: (256, 20),
+        PLANNER_HANDLER: (768, 120),
+        CHUNK_HANDLER: (3008, 600),
+        RECONCILER_HANDLER: (256, 120),
+    }
 
 
 def test_functions_deploy_the_chalice_zip(run, chalice_build):
@@ -306,7 +330,16 @@ def test_function_environment(run, tuned):
             "UPFLOW_LIFECYCLE_DAYS": str(limits.lifecycle_days),
             "UPFLOW_TOKEN_TTL_SECONDS": str(limits.token_ttl_seconds),
             "UPFLOW_CHUNK_BATCH_SIZE": str(limits.chunk_batch_size),
+            "UPFLOW_MAX_RECEIVES": "5",
+            # The chunks queue's visibility timeout: 6 x the processor's timeout.
+            "UPFLOW_STUCK_AFTER_SECONDS": str(6 * FUNCTIONS[CHUNK_HANDLER].timeout_seconds),
         }
+        # The reconciler drains both DLQs, which every function knows by name.
+        assert (env["UPFLOW_EVENTS_DLQ"], env["UPFLOW_CHUNKS_DLQ"]) == (NAMES.events_dlq, NAMES.chunks_dlq)
+    assert len(run.of_type(FUNCTION)) == len(FUNCTIONS) == 4
+    for function in tuned.of_type(FUNCTION):
+        # A stack that gives the processor 600 s: its items are stuck only after 3600 s.
+        assert function.inputs["environment"]["variables"]["UPFLOW_STUCK_AFTER_SECONDS"] == "3600"
     env = tuned.one(FUNCTION, API_HANDLER).inputs["environment"]["variables"]
     assert env["UPFLOW_WEB_ORIGIN"] == "https://upload.example.com"
     assert env["UPFLOW_CHUNK_SIZE"] == str(16 * 2**20)
@@ -466,6 +499,194 @@ def test_processor_permissions(run):
     assert senders == [statements["SendWork"]]
 
 
+ARN_EVENTS_DLQ = f"arn:aws:sqs:us-east-1:123456789012:{NAMES.events_dlq}"
+ARN_CHUNKS_DLQ = f"arn:aws:sqs:us-east-1:123456789012:{NAMES.chunks_dlq}"
+
+
+def test_reconciler_permissions(run):
+    statements = access(run, RECONCILER_HANDLER)
+    assert set(statements) == {
+        "ReadObjects",
+        "WriteOutputs",
+        "ListUploadsBucket",
+        "StatusTable",
+        "SendWork",
+        "DrainDeadLetters",
+    }
+    # processor.finalize.advance's S3 rights, exactly the processor's.
+    processor = access(run, CHUNK_HANDLER)
+    for sid in ("ReadObjects", "WriteOutputs", "ListUploadsBucket"):
+        assert statements[sid] == processor[sid], sid
+    assert statements["ReadObjects"]["Resource"] == PIPELINE_READS
+    assert statements["WriteOutputs"]["Resource"] == PIPELINE_WRITES
+    # The status table only (never the results table), DeleteItem included (the active list).
+    assert statements["StatusTable"]["Resource"] == [ARN_STATUS]
+    assert set(statements["StatusTable"]["Action"]) == {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:TransactWriteItems",
+    }
+    # It sends to the chunks queue only, and receives from the two DLQs only.
+    assert statements["SendWork"] == {
+        "Sid": "SendWork",
+        "Effect": "Allow",
+        "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"],
+        "Resource": [ARN_CHUNKS],
+    }
+    assert statements["DrainDeadLetters"]["Resource"] == [ARN_EVENTS_DLQ, ARN_CHUNKS_DLQ]
+    assert set(statements["DrainDeadLetters"]["Action"]) == {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    }
+    sqs_grants = {
+        (action, resource)
+        for statement in statements.values()
+        for action in statement["Action"]
+        if action.startswith("sqs:")
+        for resource in statement["Resource"]
+    }
+    assert {resource for _, resource in sqs_grants} == {ARN_CHUNKS, ARN_EVENTS_DLQ, ARN_CHUNKS_DLQ}
+    assert ("sqs:ReceiveMessage", ARN_CHUNKS) not in sqs_grants
+    assert not any(action == "sqs:SendMessage" and resource != ARN_CHUNKS for action, resource in sqs_grants)
+
+
+def test_no_other_function_touches_the_dlqs(run):
+    for handler in (API_HANDLER, PLANNER_HANDLER, CHUNK_HANDLER):
+        resources = {r for s in access(run, handler).values() for r in s["Resource"]}
+        assert not resources & {ARN_EVENTS_DLQ, ARN_CHUNKS_DLQ}, handler
+
+
+# --- the reconciler's schedule ---------------------------------------------------
+
+
+RECONCILER_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name('test', RECONCILER_HANDLER)}"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expression", "max_age"), [("run", "rate(5 minutes)", 300), ("tuned", "rate(1 minute)", 60)]
+)
+def test_the_reconciler_runs_on_a_schedule(request, scenario, expression, max_age):
+    stack = request.getfixturevalue(scenario)
+    assert Limits().reconcile_every_seconds == 300
+    rule = stack.one(RULE, "reconcile-schedule")
+    assert rule.inputs["name"] == "upflow-test-reconcile"
+    assert rule.inputs["scheduleExpression"] == expression
+    assert "eventPattern" not in rule.inputs
+    target = stack.one(TARGET, "reconcile-schedule-target")
+    assert target.inputs["rule"] == "upflow-test-reconcile"
+    assert target.inputs["arn"] == RECONCILER_ARN
+    # Only that rule may invoke the reconciler.
+    permission = stack.one(PERMISSION, "reconcile-schedule-invoke")
+    assert permission.inputs["action"] == "lambda:InvokeFunction"
+    assert permission.inputs["function"] == function_name("test", RECONCILER_HANDLER)
+    assert permission.inputs["principal"] == "events.amazonaws.com"
+    rule_arn = "arn:aws:events:us-east-1:123456789012:rule/upflow-test-reconcile"
+    assert permission.inputs["sourceArn"] == rule_arn
+    # A failed pass is not retried, nor a late one run: the next scheduled pass does it.
+    config = stack.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs
+    assert config["functionName"] == function_name("test", RECONCILER_HANDLER)
+    assert (config["maximumRetryAttempts"], config["maximumEventAgeInSeconds"]) == (0, max_age)
+    # Nothing else invokes it: no queue feeds it, and the object-created rule targets the queue.
+    assert not [m for m in stack.of_type(MAPPING) if m.inputs["functionName"] == RECONCILER_ARN]
+    invokers = {p.name for p in stack.of_type(PERMISSION)}
+    assert invokers == {"api-invoke", "reconcile-schedule-invoke"}
+    assert {t.inputs["arn"] for t in stack.of_type(TARGET)} == {RECONCILER_ARN, ARN_EVENTS}
+
+
+def test_schedule_expressions():
+    # EventBridge refuses "rate(1 minutes)" and "rate(5 minute)".
+    expressions = [schedule_expression(minutes) for minutes in (1, 2, 60)]
+    assert expressions == ["rate(1 minute)", "rate(2 minutes)", "rate(60 minutes)"]
+    with pytest.raises(ValueError):
+        schedule_expression(0)
+    # Lambda's bounds of an async event's age: 60 s .. 6 h.
+    assert [max_event_age_seconds(s) for s in (60, 300, 86_400)] == [60, 300, 21_600]
+
+
+# --- alarms ----------------------------------------------------------------------------
+
+
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:upflow-test-alarms"
+
+
+def alarms_by_name(stack):
+    return {alarm.inputs["name"]: alarm.inputs for alarm in stack.of_type(ALARM)}
+
+
+def test_the_alarm_topic(run, tuned):
+    topic = run.one(TOPIC, "alarms")
+    assert topic.inputs["name"] == "upflow-test-alarms"
+    # None by default: the topic is there (an output) for whoever subscribes.
+    assert run.of_type(SUBSCRIPTION) == []
+    subscriptions = {r.inputs["endpoint"]: r.inputs for r in tuned.of_type(SUBSCRIPTION)}
+    assert set(subscriptions) == {"ops@example.com", "oncall@example.org"}
+    for subscription in subscriptions.values():
+        assert subscription["protocol"] == "email"
+        assert subscription["topic"] == TOPIC_ARN
+
+
+@pytest.mark.parametrize("scenario", ["run", "tuned"])
+def test_every_dlq_alarms_on_any_message(request, scenario):
+    alarms = alarms_by_name(request.getfixturevalue(scenario))
+    for dlq in (NAMES.events_dlq, NAMES.chunks_dlq):
+        alarm = alarms[depth_alarm_name(dlq)]
+        assert (alarm["namespace"], alarm["metricName"]) == ("AWS/SQS", DEPTH_METRIC)
+        assert DEPTH_METRIC == "ApproximateNumberOfMessagesVisible"
+        assert alarm["dimensions"] == {"QueueName": dlq}
+        assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanThreshold", 0)
+        assert alarm["statistic"] == "Maximum"
+        assert alarm["evaluationPeriods"] == 1
+        assert alarm["treatMissingData"] == "notBreaching"
+        assert alarm["alarmActions"] == [TOPIC_ARN]
+        assert alarm["okActions"] == [TOPIC_ARN]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "thresholds"),
+    [
+        (
+            "run",
+            {
+                # Twice the visibility timeout: 2 x 6 x 300 s.
+                NAMES.events_queue: 3600,
+                NAMES.chunks_queue: 3600,
+                # Three reconciler periods: 3 x 300 s.
+                NAMES.events_dlq: 900,
+                NAMES.chunks_dlq: 900,
+            },
+        ),
+        (
+            "tuned",
+            {
+                NAMES.events_queue: 2 * 6 * 120,  # the planner's 120 s timeout, no override
+                NAMES.chunks_queue: 7200,
+                NAMES.events_dlq: 600,
+                NAMES.chunks_dlq: 600,
+            },
+        ),
+    ],
+)
+def test_every_queue_alarms_on_its_oldest_messages_age(request, scenario, thresholds):
+    alarms = alarms_by_name(request.getfixturevalue(scenario))
+    for queue, threshold in thresholds.items():
+        alarm = alarms[age_alarm_name(queue)]
+        assert (alarm["namespace"], alarm["metricName"]) == ("AWS/SQS", AGE_METRIC)
+        assert AGE_METRIC == "ApproximateAgeOfOldestMessage"
+        assert alarm["dimensions"] == {"QueueName": queue}
+        assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanThreshold", threshold)
+        assert alarm["statistic"] == "Maximum"
+        assert alarm["treatMissingData"] == "notBreaching"
+        assert alarm["alarmActions"] == [TOPIC_ARN]
+        assert alarm["okActions"] == [TOPIC_ARN]
+    # Those and the two DLQ depth alarms, nothing else.
+    assert len(alarms) == len(thresholds) + 2
+
+
 # --- API Gateway ---------------------------------------------------------------
 
 
@@ -507,7 +728,7 @@ def test_stage_deployment_and_invoke_permission(run):
     deployment = run.one("aws:apigateway/deployment:Deployment")
     assert deployment.inputs["restApi"] == "a1b2c3"
     assert deployment.inputs["triggers"]["body"]  # a new deployment whenever the routes change
-    permission = run.one("aws:lambda/permission:Permission")
+    permission = run.one(PERMISSION, "api-invoke")
     assert permission.inputs["principal"] == "apigateway.amazonaws.com"
     assert permission.inputs["action"] == "lambda:InvokeFunction"
     assert permission.inputs["function"] == function_name("test", API_HANDLER)
@@ -617,6 +838,7 @@ def test_stack_outputs(run):
     assert {key: run.outputs[key] for key in expected} == expected
     assert run.outputs["chunks_dlq_url"].endswith(f"/{NAMES.chunks_dlq}")
     assert run.outputs["web_origin"] == CLOUDFRONT_URL
+    assert run.outputs["alarm_topic_arn"] == "arn:aws:sns:us-east-1:123456789012:upflow-test-alarms"
 
 
 # --- missing artifacts ------------------------------------------------------------

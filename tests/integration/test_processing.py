@@ -149,7 +149,7 @@ def test_a_poison_chunk_goes_to_the_dlq_shows_failed_and_retry_recovers_it(
     assert final["error"]["code"] == "chunks_failed"
     chunk = services.status.get({"pk": f"UPLOAD#{upload_id}", "sk": "CHUNK#000000"})
     assert chunk is not None and chunk["status"] == "failed" and "NoSuchKey" in chunk["last_error"]
-    assert int(chunk["attempts"]) == 3
+    assert int(chunk["attempts"]) == services.config.limits.max_receives == 5
     dlq_url = sqs.get_queue_url(QueueName=stack.names.chunks_dlq)["QueueUrl"]
 
     def dead_lettered() -> bool:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from upflow.core import kernel
+from upflow.core import dialect, kernel
 from upflow.core.chunk import process_chunk
 from upflow.core.chunking import ChunkRange
 from upflow.core.detect import detect_format
@@ -40,7 +40,7 @@ def _process(body: str | bytes, header: str, fast: bool) -> RegionResult:
     limits = Limits(max_row_bytes=4096)
     fmt = detect_format(data[: limits.sniff_bytes], len(data) <= limits.sniff_bytes, limits)
     whole = ChunkRange(0, 0, len(data))
-    return process_chunk(data, whole, len(data), fmt, False, lambda a, b: data[a:b], limits, fast=fast)
+    return process_chunk(data, whole, len(data), fmt, lambda a, b: data[a:b], limits, fast=fast).region
 
 
 def _same(body: str | bytes, header: str = "documento;nome;valor") -> RegionResult:
@@ -66,7 +66,9 @@ def test_library_needs_no_libc_symbol(tmp_path) -> None:
     exported = subprocess.run(
         ["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True
     ).stdout
-    assert all(name in exported for name in ("upflow_scan", "upflow_rehash", "upflow_compact"))
+    assert all(
+        name in exported for name in ("upflow_scan", "upflow_rehash", "upflow_compact", "upflow_line_breaks")
+    )
     assert lib.stat().st_mode & 0o044 == 0o044  # readable by Lambda's runtime user
 
 
@@ -195,6 +197,9 @@ def test_encodings_and_odd_bytes() -> None:
         "52998224725;x;1;2\n",
         '"52998224725";x;1,00\n',
         '52998224725;"a;b\nc";1,00\n',
+        '52998224725;"a;b\r\nc"d;"1,00"\r',
+        '52998224725;TV 42" Samsung;1,00\n',
+        '"52998224725"x;n;"1,"",00"\n',
         "52998224725;x;1,00\x1c\n",
     ]
     good = "".join(rows).encode("utf-8")
@@ -209,6 +214,7 @@ def test_encodings_and_odd_bytes() -> None:
     ]
     # Past the 64 KiB the format detection reads (where they would make the file cp1252).
     body = good * 500 + b"".join(b"52998224725;" + seq + b";1,00\n" for seq in bad_utf8) + good
+    body += b"52998224725;\x00;1,00\r\x00;1;2\n"  # NUL: an ordinary byte past the head
     res = _same(body)
     assert res.errors_by_code.get("encoding_error") == len(bad_utf8)
     # cp1252 (no valid UTF-8): 0x81 is undefined there and makes its row an encoding error.
@@ -216,7 +222,7 @@ def test_encodings_and_odd_bytes() -> None:
     data = latin + b"52998224725;ok;2,00\n" * 3
     fmt = detect_format(data, True, Limits())
     assert fmt.encoding == "cp1252"
-    args = (data, ChunkRange(0, 0, len(data)), len(data), fmt, False, lambda a, b: data[a:b], Limits())
+    args = (data, ChunkRange(0, 0, len(data)), len(data), fmt, lambda a, b: data[a:b], Limits())
     assert process_chunk(*args) == process_chunk(*args, fast=False)
 
 
@@ -238,9 +244,11 @@ def test_sums_beyond_int64_finish_exactly(monkeypatch: pytest.MonkeyPatch) -> No
     # and the reference, with Python integers, finishes the region: still the reference's result.
     finished_from: list[int] = []
 
-    def spy(acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context) -> int:
+    def spy(
+        acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context, at_eof: bool
+    ) -> tuple[int, int]:
         finished_from.append(lo)
-        return scalar_region(acc, buf, lo, hi, line_base, ctx)
+        return scalar_region(acc, buf, lo, hi, line_base, ctx, at_eof)
 
     monkeypatch.setattr(kernel, "scalar_region", spy)
     big = "999.999.999.999.999,99"
@@ -343,3 +351,11 @@ def test_document_texts_of_known_documents() -> None:
     cpfs = [random_cpf(rng) for _ in range(500)]
     assert kernel.cnpj_texts([int(d[:12], 36) for d in cnpjs]) == cnpjs
     assert kernel.cpf_texts([int(d) for d in cpfs]) == cpfs
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=80).map(lambda b: bytes(b'\r\n"a;'[x % 5] for x in b)), st.data())
+def test_line_breaks_in_c_equal_the_dialect(buf: bytes, data: st.DataObject) -> None:
+    lo = data.draw(st.integers(0, len(buf)))
+    hi = data.draw(st.integers(lo, len(buf)))
+    assert kernel.line_breaks(buf, lo, hi) == dialect.line_breaks(buf, lo, hi)

@@ -116,3 +116,30 @@ def test_preview() -> None:
     assert len(preview(head, True, Limits())["rows"]) == 3  # type: ignore[arg-type]
     with pytest.raises(FormatError):
         preview(b"foo;bar\n1;2\n", True, Limits())
+
+
+def test_check_file_reparses_a_misspeculated_chunk(tmp_path: Path) -> None:
+    # A quoted field holding what looks like rows: a chunk starting right after one of its line
+    # breaks reads cleanly both in and out of quotes, and the byte before (\n) makes it guess
+    # "out". Composition finds the true state (in quotes) and the chunk is parsed again.
+    inside = "52998224725;fake;1,00\n" * 3
+    data = f'documento;nome;valor\n52998224725;"quoted\n{inside}";2,00\n52998224725;after;3,00\n'.encode()
+    path = tmp_path / "q.csv"
+    path.write_bytes(data)
+    cut = data.index(b"52998224725;fake")
+    res = check_file(path, cut, Limits())
+    assert res.reparsed[:1] == (1,)  # (and any later chunk inside the quoted field)
+    assert (res.summary.rows_total, res.summary.rows_valid) == (2, 2)
+    assert res.summary.amount_valid == Decimal("5.00")
+    for size in range(1, len(data) + 1, 7):
+        again = check_file(path, size, Limits())
+        assert (again.summary, again.totals) == (res.summary, res.totals)
+
+
+def test_check_file_lines_count_lone_cr_and_crlf(tmp_path: Path) -> None:
+    data = b"documento;valor\r123;1\r\n\r52998224725;x\n"
+    path = tmp_path / "cr.csv"
+    path.write_bytes(data)
+    for size in (1, 2, 3, 5, None):
+        res = check_file(path, size, Limits())
+        assert [(line, e.code) for line, e in res.errors] == [(2, "invalid_document"), (4, "invalid_amount")]

@@ -5,7 +5,6 @@ import itertools
 import pytest
 
 from upflow.core.chunking import ChunkRange, chunk_count, chunk_size_for, plan_chunks
-from upflow.core.csvscan import scan_range
 from upflow.definition import TB, Limits, MiB
 
 L = Limits()
@@ -59,9 +58,3 @@ def test_plan_and_paging() -> None:
     n = chunk_count(2 * TB, cs)
     big = plan_chunks(2 * TB, cs, n - 1, 1000)
     assert len(big) == 1 and big[0].end == 2 * TB and big[0].start == (n - 1) * cs
-
-
-def test_scan_range() -> None:
-    s = scan_range(b'a,"b\nc",d\n"')
-    assert (s.quote_parity, s.newlines) == (1, 2)
-    assert scan_range(b"") == scan_range(b"xyz")

@@ -95,3 +95,21 @@ def test_head_cut_mid_utf8_char_is_still_utf8() -> None:
     data = "documento;valor;nome\n1;2;Conceição\n".encode()
     cut = data.index("ç".encode()) + 1
     assert detect_format(data[:cut], False, L).encoding == "utf-8"
+
+
+def test_header_read_by_csv_rules() -> None:
+    # A quote opens a quoted field only at a field's start: where the header ends depends on the
+    # delimiter read. Read with ";", the line break is inside the quoted name.
+    data = b'documento;"no\nme";valor\r\n1;2;3\n'
+    fmt = detect_format(data, True, L)
+    assert fmt.delimiter == ";" and fmt.header == ("documento", "no\nme", "valor")
+    assert fmt.data_start == data.index(b"1;2") and fmt.header_newlines == 2
+    # A stray quote inside an unquoted name is a literal (csv.reader's reading).
+    fmt = detect_format(b'cpf;nome 42";valor\n1;2;3\n', True, L)
+    assert fmt.header == ("cpf", 'nome 42"', "valor")
+    # A lone \r ends the header (old Mac line ends); \r\n too.
+    for end in (b"\r", b"\r\n", b"\n"):
+        fmt = detect_format(b"cpf,valor" + end + b"1,2" + end, True, L)
+        assert fmt.data_start == 9 + len(end) and fmt.header_newlines == 1
+    # "ab"c reads as abc.
+    assert detect_format(b'"cp"f;"val"or\n1;2\n', True, L).header == ("cpf", "valor")

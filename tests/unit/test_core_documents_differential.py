@@ -95,14 +95,8 @@ def test_kernel_verdicts_equal_validate_docbr() -> None:
     limits = Limits()
     fmt = detect_format(data, True, limits)
     res = process_chunk(
-        data,
-        ChunkRange(0, 0, len(data)),
-        len(data),
-        fmt,
-        False,
-        lambda a, b: data[a:b],
-        limits,
-    )
+        data, ChunkRange(0, 0, len(data)), len(data), fmt, lambda a, b: data[a:b], limits
+    ).region
     ref = _reference(values)
     bad_lines = {e.line_offset for e in res.errors}
     ours = [(i + 1) not in bad_lines for i in range(len(values))]

@@ -45,6 +45,7 @@ CHUNK_TABLE = {
     ("pending", "failed"),
     ("processing", "failed"),
     ("failed", "pending"),
+    ("completed", "pending"),
 }
 
 
@@ -74,15 +75,17 @@ def test_the_chunk_machine() -> None:
     assert CHUNK.states == {"pending", "processing", "completed", "failed"}
     assert CHUNK.initial == "pending"
     assert CHUNK.transitions == CHUNK_TABLE
-    assert {s for s in CHUNK.states if not CHUNK.targets(s)} == {"completed"}
-    assert CHUNK.sources("pending") == {"failed"}
+    # A completed chunk is left only to be parsed again with its true start state.
+    assert CHUNK.targets("completed") == {"pending"}
+    assert CHUNK.sources("pending") == {"failed", "completed"}
 
 
 def test_the_shard_machine_is_the_chunk_machine_for_reduce_work() -> None:
-    # A reduce shard is retried, failed and re-run exactly like a chunk.
+    # A reduce shard is retried, failed and re-run exactly like a chunk; it is never re-parsed.
     assert SHARD.name == "shard"
     assert SHARD.initial == "pending"
-    assert SHARD.transitions == CHUNK_TABLE
+    assert SHARD.transitions == CHUNK_TABLE - {("completed", "pending")}
+    assert {s for s in SHARD.states if not SHARD.targets(s)} == {"completed"}
 
 
 def test_every_state_is_reachable_from_the_initial_one() -> None:

@@ -150,6 +150,13 @@ class Table:
             raise
         return True
 
+    def put(self, item: Mapping[str, Any]) -> None:
+        """Unconditional put (idempotent writes of a fixed value)."""
+        self._client.put_item(TableName=self.name, Item=serialize(item))
+
+    def delete(self, key: Mapping[str, Any]) -> None:
+        self._client.delete_item(TableName=self.name, Key=serialize(key))
+
     def update(self, key: Mapping[str, Any], update: Update) -> Item:
         """Apply ``update``; returns the item after it. Raises ``ConditionFailed``."""
         try:

@@ -157,10 +157,6 @@ class S3Store:
         with body:
             return body.read()
 
-    def iter_range(self, key: str, start: int, end: int, piece: int = 8 * 1024 * 1024) -> Iterator[bytes]:
-        for offset in range(start, end, piece):
-            yield self.read_range(key, offset, min(end, offset + piece))
-
     def iter_lines(self, key: str, piece: int = 256 * 1024) -> Iterator[bytes]:
         """The object's lines (each with its ``\\n``), read lazily in ranged pieces: many
         objects can be streamed side by side in bounded memory."""

@@ -1,7 +1,8 @@
 """The offline ``upflow check FILE`` path and the ``POST /preview`` logic.
 
-``check_file`` runs the very same split / parity / parse / validate / merge code
-as the Lambda workers, only sequentially over a local file.
+``check_file`` runs the very same code as the Lambda workers — each chunk alone with a
+speculated start state, the transfer functions composed, the misspeculated chunks parsed
+again with their true state, then the merge — only sequentially over a local file.
 """
 
 from __future__ import annotations
@@ -12,17 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from upflow.core.chunk import process_chunk
+from upflow.core.chunk import ChunkResult, process_chunk, true_start_states
 from upflow.core.chunking import chunk_size_for, plan_chunks
-from upflow.core.csvscan import find_row_end, split_fields
 from upflow.core.detect import FileFormat, detect_format
+from upflow.core.dialect import SR, Cursor, line_breaks, next_record, record_end, split_record
 from upflow.core.money import cents_to_decimal
 from upflow.core.rules import (
     Accumulator,
     Context,
     DocumentTotal,
     DocumentTotals,
-    RegionResult,
     RowError,
     Summary,
     scalar_row,
@@ -37,6 +37,7 @@ class CheckResult:
     summary: Summary
     errors: list[tuple[int, RowError]]  # (file line, error), in file order
     totals: tuple[DocumentTotal, ...] = ()  # per document over the whole file, sorted by document
+    reparsed: tuple[int, ...] = ()  # chunks whose speculated start state was wrong
 
 
 def merge_totals(parts: Sequence[DocumentTotals]) -> tuple[DocumentTotal, ...]:
@@ -72,21 +73,31 @@ def check_file(
         head = read(0, limits.sniff_bytes)
         fmt = detect_format(head, size <= limits.sniff_bytes, limits)
         cs = chunk_size if chunk_size is not None else chunk_size_for(size, limits)
-        parity = 0
-        newlines_before = 0
-        light: list[RegionResult] = []
-        totals: list[DocumentTotals] = []
-        errors: list[tuple[int, RowError]] = []
-        for chunk in plan_chunks(size, cs):
-            data = read(chunk.start, chunk.end)
-            res = process_chunk(data, chunk, size, fmt, bool(parity), read, limits, fast=fast)
-            errors.extend((1 + newlines_before + e.line_offset, e) for e in res.errors)
-            totals.append(res.totals)
-            light.append(dataclasses.replace(res, totals=DocumentTotals.empty(), errors=()))
-            # The same rule the workers use: parity and newlines of the raw range.
-            parity ^= data.count(b'"') & 1
-            newlines_before += data.count(b"\n")
-    return CheckResult(fmt, summarize(light), errors, merge_totals(totals))
+        chunks = plan_chunks(size, cs)
+        # Every chunk on its own, as the workers run (in any order), speculating its start state.
+        results: list[ChunkResult] = [
+            process_chunk(read(c.start, c.end), c, size, fmt, read, limits, fast=fast) for c in chunks
+        ]
+        # Once all transfer functions are known: the true start states; a chunk whose parse
+        # does not hold with its true state is parsed again.
+        reparsed: list[int] = []
+        for chunk, state in zip(chunks, true_start_states(results), strict=True):
+            if results[chunk.index].needs_reparse(state):
+                data = read(chunk.start, chunk.end)
+                results[chunk.index] = process_chunk(
+                    data, chunk, size, fmt, read, limits, start_state=state, fast=fast
+                )
+                reparsed.append(chunk.index)
+    errors: list[tuple[int, RowError]] = []
+    breaks_before = 0
+    for res in results:
+        errors.extend((1 + breaks_before + e.line_offset, e) for e in res.region.errors)
+        breaks_before += res.line_breaks
+    regions = [r.region for r in results]
+    light = [dataclasses.replace(r, totals=DocumentTotals.empty(), errors=()) for r in regions]
+    return CheckResult(
+        fmt, summarize(light), errors, merge_totals([r.totals for r in regions]), tuple(reparsed)
+    )
 
 
 def preview(head: bytes, at_eof: bool, limits: Limits, max_rows: int = 20) -> dict[str, object]:
@@ -97,27 +108,30 @@ def preview(head: bytes, at_eof: bool, limits: Limits, max_rows: int = 20) -> di
     pos = fmt.data_start
     line = 1 + fmt.header_newlines
     n = len(head)
+    cursor = Cursor(head, n, ctx.delim_byte)
     while pos < n and len(rows) < max_rows:
-        e = find_row_end(head, pos, n)
-        if e == n and not at_eof:
-            break  # a partial last row of a longer file
+        e, _ = record_end(cursor, pos, SR)
+        if e < 0:
+            if not at_eof:
+                break  # a partial last row of a longer file
+            e = n
         raw = head[pos:e]
-        body = raw[:-1] if raw.endswith(b"\r") else raw
-        if body:
+        if raw:
             acc = Accumulator()
             scalar_row(acc, raw, pos, 0, ctx)
             rows.append(
                 {
                     "line": line,
-                    "values": split_fields(body.decode(fmt.encoding, "replace"), fmt.delimiter),
+                    "values": split_record(raw.decode(fmt.encoding, "replace"), fmt.delimiter),
                     "valid": acc.rows_valid == 1,
                     "errors": [
                         {"code": er.code, "column": er.column, "message": er.message} for _, er in acc.errors
                     ],
                 }
             )
-        line += head.count(b"\n", pos, min(e + 1, n))
-        pos = e + 1
+        following = next_record(head, e, n) if e < n else n
+        line += line_breaks(head, pos, following)
+        pos = following
     c = fmt.columns
     return {
         "encoding": fmt.encoding,

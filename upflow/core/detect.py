@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from upflow.core.csvscan import find_row_end, split_fields
+from upflow.core.dialect import SR, Cursor, line_breaks, next_record, record_end, split_record
 from upflow.definition import Limits
 
 BOM = codecs.BOM_UTF8
@@ -68,8 +68,8 @@ class FileFormat:
     delimiter: str
     header: tuple[str, ...]
     columns: ColumnMap
-    data_start: int
-    header_newlines: int
+    data_start: int  # the first byte after the header row's terminator
+    header_newlines: int  # line breaks (\n, \r\n, a lone \r) before data_start
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -146,6 +146,37 @@ def _choose_encoding(body: bytes, at_eof: bool) -> str:
     return "utf-8"
 
 
+@dataclass(frozen=True)
+class _Header:
+    """The header row as one delimiter reads it."""
+
+    delimiter: str
+    end: int  # its terminator (or the end of the head at EOF)
+    names: tuple[str, ...]
+
+
+def _read_header(
+    head: bytes, start: int, delimiter: str, encoding: str, at_eof: bool, limits: Limits
+) -> _Header:
+    """The first record read with ``delimiter`` (a quoted field may hold one: where the header
+    ends depends on it). Raises ``FormatError`` (header_too_long, encoding_error)."""
+    end, _ = record_end(Cursor(head, len(head), ord(delimiter)), start, SR)
+    if end < 0:
+        if not at_eof:
+            raise FormatError(
+                "header_too_long",
+                f"no end of the header row within the first {len(head)} bytes",
+            )
+        end = len(head)
+    if end - start > limits.max_row_bytes:
+        raise FormatError("header_too_long", f"the header row is longer than {limits.max_row_bytes} bytes")
+    try:
+        text = head[start:end].decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise FormatError("encoding_error", f"the header row cannot be decoded as {encoding}") from exc
+    return _Header(delimiter, end, tuple(f.strip() for f in split_record(text, delimiter)))
+
+
 def detect_format(head: bytes, at_eof: bool, limits: Limits) -> FileFormat:
     """Detect the format from ``head`` (the first bytes of the object; all of it when ``at_eof``)."""
     if not head:
@@ -159,48 +190,41 @@ def detect_format(head: bytes, at_eof: bool, limits: Limits) -> FileFormat:
     if b"\x00" in head:
         raise FormatError("encoding_error", "the file contains NUL bytes: it is binary, not a CSV text")
     encoding = "utf-8" if bom else _choose_encoding(head, at_eof)
-    end = find_row_end(head, start, len(head))
-    if end == len(head) and not at_eof:
-        raise FormatError(
-            "header_too_long",
-            f"no end of the header row within the first {len(head)} bytes",
-        )
-    if end - start > limits.max_row_bytes:
-        raise FormatError("header_too_long", f"the header row is longer than {limits.max_row_bytes} bytes")
-    raw = head[start:end]
-    if raw.endswith(b"\r"):
-        raw = raw[:-1]
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise FormatError("encoding_error", f"the header row cannot be decoded as {encoding}") from exc
-    data_start = min(end + 1, len(head))
-    best: tuple[str, tuple[str, ...], list[str]] | None = None
-    mapped: list[tuple[str, tuple[str, ...], ColumnMap]] = []
+    headers: list[_Header] = []
+    failures: list[FormatError] = []
     for delim in DELIMITERS:
-        header = tuple(f.strip() for f in split_fields(text, delim))
-        columns, missing = map_columns(header)
+        try:
+            headers.append(_read_header(head, start, delim, encoding, at_eof, limits))
+        except FormatError as error:
+            failures.append(error)
+    if not headers:  # no delimiter reads a header: too long (else undecodable) whichever it is
+        raise next((f for f in failures if f.code == "header_too_long"), failures[0])
+    best: tuple[_Header, list[str]] | None = None
+    mapped: list[tuple[_Header, ColumnMap]] = []
+    for header in headers:
+        columns, missing = map_columns(header.names)
         if columns is not None:
-            mapped.append((delim, header, columns))
-        elif best is None or len(header) > len(best[1]):
-            best = (delim, header, missing)
+            mapped.append((header, columns))
+        elif best is None or len(header.names) > len(best[0].names):
+            best = (header, missing)
     if mapped:
         # Several delimiters map the header only in odd cases: the one splitting more fields wins.
-        delim, header, columns = max(mapped, key=lambda m: len(m[1]))
+        header, columns = max(mapped, key=lambda m: len(m[0].names))
+        data_start = next_record(head, header.end, len(head)) if header.end < len(head) else len(head)
         if at_eof and not head[data_start:].strip(b"\r\n"):
             raise FormatError("no_data_rows", "the file has a header but no data rows")
         return FileFormat(
             encoding=encoding,
             bom=bom,
-            delimiter=delim,
-            header=header,
+            delimiter=header.delimiter,
+            header=header.names,
             columns=columns,
             data_start=data_start,
-            header_newlines=head.count(b"\n", 0, data_start),
+            header_newlines=line_breaks(head, 0, data_start),
         )
     assert best is not None
-    _, header, missing = best
-    shown = ", ".join(repr(h) for h in header[:10])
+    header, missing = best
+    shown = ", ".join(repr(h) for h in header.names[:10])
     raise FormatError(
         "unmapped_header",
         f"no column for {' and '.join(missing)} in the header ({shown}); expected e.g. "

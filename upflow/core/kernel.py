@@ -23,7 +23,9 @@ from functools import cache
 from itertools import repeat
 from pathlib import Path
 
+from upflow.core import dialect
 from upflow.core.detect import CP1252_UNDEFINED_BYTES
+from upflow.core.dialect import CR, LF
 from upflow.core.documents import (
     CNPJ,
     CNPJ_W1,
@@ -59,15 +61,23 @@ log = logging.getLogger(__name__)
 DISABLE_ENV = "UPFLOW_KERNEL"
 
 # Mirrors of the enums and limits in scan.c (a test compares them with the C source).
-(S_POS, S_LINES, S_ROWS_TOTAL, S_ROWS_VALID, S_ROWS_INVALID, S_CENTS, S_NEXC, S_USED, S_STATUS, S_LEN) = (
-    range(10)
-)
+(
+    S_POS,
+    S_LINES,
+    S_ROWS_TOTAL,
+    S_ROWS_VALID,
+    S_ROWS_INVALID,
+    S_CENTS,
+    S_NEXC,
+    S_USED,
+    S_STATUS,
+    S_OPEN,
+    S_LEN,
+) = range(11)
 ST_DONE, ST_EXC_FULL, ST_TABLE_FULL, ST_OVERFLOW = range(4)
-P_DELIM, P_NCOLS, P_DOC_I, P_AMT_I, P_MAX_ROW, P_UTF8, P_EXC_CAP, P_TABLE_CAP, P_LEN = range(9)
+P_DELIM, P_NCOLS, P_DOC_I, P_AMT_I, P_MAX_ROW, P_UTF8, P_EXC_CAP, P_TABLE_CAP, P_EOF, P_LEN = range(10)
 K_FALLBACK, K_FIELDS, K_INVALID = range(3)
-(X_KIND, X_START, X_END, X_CEND, X_LINE, X_NFIELDS, X_DOC, X_DOC_N, X_AMT, X_DS, X_DE, X_AS, X_AE, X_COLS) = (
-    range(14)
-)
+(X_KIND, X_START, X_END, X_LINE, X_NFIELDS, X_DOC, X_DOC_N, X_AMT, X_DS, X_DE, X_AS, X_AE, X_COLS) = range(13)
 MAX_FIELDS = 256
 
 EMPTY_KEY = 2**64 - 1
@@ -111,6 +121,9 @@ class Kernel:
         self.compact = lib.upflow_compact
         self.compact.argtypes = [_p, _i64, _p]
         self.compact.restype = _i64
+        self.line_breaks = lib.upflow_line_breaks
+        self.line_breaks.argtypes = [_p, _i64, _i64]
+        self.line_breaks.restype = _i64
 
 
 def load(path: Path = DEFAULT_DEST) -> Kernel | None:
@@ -137,15 +150,28 @@ def supports(ctx: Context) -> bool:
     return ctx.ncols < MAX_FIELDS
 
 
-def process_region(acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context) -> int:
-    """The rows of ``buf[lo:hi]`` by the kernel where it loads, else by the scalar reference.
+def line_breaks(buf: bytes, lo: int, hi: int) -> int:
+    """:func:`upflow.core.dialect.line_breaks` (``hi <= len(buf)``), in C where the kernel loads."""
+    kernel = load()
+    if kernel is None or hi <= lo:
+        return dialect.line_breaks(buf, lo, hi)
+    count: int = kernel.line_breaks(buf, lo, hi)
+    if buf[hi - 1] == CR and hi < len(buf) and buf[hi] == LF:
+        count -= 1  # the \r of a \r\n straddling hi: the \n is counted where it is
+    return count
 
-    Same contract as :func:`upflow.core.rules.scalar_region` (returns the line count at ``hi``).
+
+def process_region(
+    acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context, at_eof: bool
+) -> tuple[int, int]:
+    """The records of ``buf[lo:hi]`` by the kernel where it loads, else by the scalar reference.
+
+    Same contract as :func:`upflow.core.rules.scalar_region`.
     """
     kernel = load() if supports(ctx) else None
     if kernel is None:
-        return scalar_region(acc, buf, lo, hi, line_base, ctx)
-    return kernel_region(kernel, acc, buf, lo, hi, line_base, ctx)
+        return scalar_region(acc, buf, lo, hi, line_base, ctx, at_eof)
+    return kernel_region(kernel, acc, buf, lo, hi, line_base, ctx, at_eof)
 
 
 def _bad_bytes(encoding: str) -> tuple[int, bytes]:
@@ -327,7 +353,7 @@ def _field_count_errors(
         return
     enc, header, ncols = ctx.encoding, ctx.fmt.header, ctx.ncols
     counts = exc.take(X_NFIELDS, rows)
-    texts = list(map(clip, exc.texts(buf, X_START, X_CEND, rows, enc)))
+    texts = list(map(clip, exc.texts(buf, X_START, X_END, rows, enc)))
     columns = [header[k] for k in counts] if code == MISSING_FIELD else repeat("")
     messages = [f"row has {k} fields, the header has {ncols}" for k in counts]
     _add_errors(acc, exc, rows, code, columns, messages, texts)
@@ -349,11 +375,14 @@ def _add_errors(
 
 
 def kernel_region(
-    kernel: Kernel, acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context
-) -> int:
-    """Same contract as :func:`upflow.core.rules.scalar_region` (returns the line count at ``hi``)."""
+    kernel: Kernel, acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context, at_eof: bool
+) -> tuple[int, int]:
+    """Same contract as :func:`upflow.core.rules.scalar_region`."""
     utf8, bad = _bad_bytes(ctx.encoding)
-    table = _Table(FIRST_TABLE_CAPACITY)
+    # Buffers sized to the region: a small one (a small chunk) does not pay for 8,192 rows.
+    # Each exception row holds at least one byte; the table grows when half full.
+    exc_rows = min(EXCEPTION_ROWS, hi - lo + 1)
+    table = _Table(min(FIRST_TABLE_CAPACITY, max(16, 1 << (hi - lo).bit_length())))
     params = array("q", bytes(8 * P_LEN))
     for slot, value in (
         (P_DELIM, ctx.delim_byte),
@@ -362,13 +391,14 @@ def kernel_region(
         (P_AMT_I, ctx.amt_i),
         (P_MAX_ROW, ctx.max_row),
         (P_UTF8, utf8),
-        (P_EXC_CAP, EXCEPTION_ROWS),
+        (P_EXC_CAP, exc_rows),
         (P_TABLE_CAP, table.capacity),
+        (P_EOF, int(at_eof)),
     ):
         params[slot] = value
     state = array("q", bytes(8 * S_LEN))
-    state[S_POS], state[S_LINES] = lo, line_base
-    exc = array("q", bytes(8 * X_COLS * EXCEPTION_ROWS))  # scan.c writes every column it reports
+    state[S_POS], state[S_LINES], state[S_OPEN] = lo, line_base, hi
+    exc = array("q", bytes(8 * X_COLS * exc_rows))  # scan.c writes every column it reports
     params_at, state_at, exc_at = (a.buffer_info()[0] for a in (params, state, exc))
     while True:
         status = kernel.scan(buf, hi, params_at, bad, state_at, exc_at, table.address)
@@ -384,9 +414,8 @@ def kernel_region(
     acc.rows_invalid += state[S_ROWS_INVALID]
     acc.cents_valid += state[S_CENTS]
     table.flush(kernel, acc)
-    lines = state[S_LINES]
     if status == ST_OVERFLOW:
         # A sum would leave int64 (beyond 92 quadrillion reais): the reference, with Python
         # integers, finishes the region from the row that would have overflowed.
-        return scalar_region(acc, buf, state[S_POS], hi, lines, ctx)
-    return lines
+        return scalar_region(acc, buf, state[S_POS], hi, state[S_LINES], ctx, at_eof)
+    return state[S_OPEN], state[S_LINES]

@@ -1,11 +1,11 @@
 """The row rules: the scalar reference that defines what every row means.
 
-``scalar_row`` *is* the rule set (parsing through ``csvscan``, documents, money, the
+``scalar_row`` *is* the rule set (records and fields through ``dialect``, documents, money, the
 error codes); the compiled kernel (``kernel``) decides only the rows it can decide exactly
 as this module does and hands every other row back to it. Also here: the per-region
 accumulator and the result types every engine produces. See ``docs/processing.md``.
 
-Layering (each module imports only the ones above it): ``csvscan``, ``detect``,
+Layering (each module imports only the ones above it): ``dialect``, ``detect``,
 ``documents``, ``money`` → ``rules`` → ``kernel`` → ``chunk`` (``process_chunk``).
 """
 
@@ -20,8 +20,8 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, overload
 
-from upflow.core.csvscan import find_row_end, split_fields
 from upflow.core.detect import FileFormat
+from upflow.core.dialect import SR, Cursor, line_breaks, next_record, record_end, split_record
 from upflow.core.documents import classify_document
 from upflow.core.money import MoneyError, cents_to_decimal, parse_cents
 from upflow.definition import Limits
@@ -344,9 +344,19 @@ def clip(text: str) -> str:
 
 
 def scalar_row(
-    acc: Accumulator, row: bytes, pos: int, line_offset: int, ctx: Context, too_long: bool = False
+    acc: Accumulator,
+    row: bytes,
+    pos: int,
+    line_offset: int,
+    ctx: Context,
+    too_long: bool = False,
+    fields: list[str] | None = None,
 ) -> None:
-    """Process one row (bytes without its terminating ``\\n``); ``pos`` orders errors."""
+    """Process one record: its bytes without the terminator; ``pos`` orders errors.
+
+    ``fields`` are the record's fields when another reader split them (a test hands in
+    ``csv.reader``'s); by default :func:`upflow.core.dialect.split_record` splits them.
+    """
     if too_long or len(row) > ctx.max_row:
         acc.rows_total += 1
         acc.rows_invalid += 1
@@ -363,9 +373,7 @@ def scalar_row(
             ),
         )
         return
-    if row.endswith(b"\r"):
-        row = row[:-1]
-    if not row:
+    if not row:  # a blank line: csv.reader's []
         return
     acc.rows_total += 1
     try:
@@ -383,7 +391,8 @@ def scalar_row(
             ),
         )
         return
-    fields = split_fields(text, ctx.delimiter)
+    if fields is None:
+        fields = split_record(text, ctx.delimiter)
     n = len(fields)
     if n != ctx.ncols:
         acc.rows_invalid += 1
@@ -438,16 +447,30 @@ def scalar_row(
         acc.rows_invalid += 1
 
 
-def scalar_region(acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context) -> int:
-    """Rows in ``buf[lo:hi]``: ``lo`` is a row start (even parity), ``hi`` a row end or EOF.
+def scalar_region(
+    acc: Accumulator, buf: bytes, lo: int, hi: int, line_base: int, ctx: Context, at_eof: bool
+) -> tuple[int, int]:
+    """The records starting in ``buf[lo:hi]``, ``lo`` being a record start.
 
-    Returns ``line_base`` plus the number of ``\n`` in ``buf[lo:hi]``.
+    A record still open at ``hi`` (no terminator before it) is processed only ``at_eof``
+    (``hi`` is the end of the file); otherwise it is left to the caller, who reads the rest.
+    Returns ``(start of the record open at hi, or hi; line_base + line breaks up to there)``.
     """
+    cursor = Cursor(buf, hi, ctx.delim_byte)
     pos = lo
     lines = line_base
     while pos < hi:
-        e = find_row_end(buf, pos, hi)
-        scalar_row(acc, buf[pos:e], pos, lines, ctx)
-        lines += buf.count(b"\n", pos, min(e + 1, hi))
-        pos = e + 1
-    return lines
+        end = cursor.terminator(pos)
+        plain = cursor.quote(pos) > end  # no quote: the first line break ends it
+        if not plain:
+            end, _ = record_end(cursor, pos, SR)
+        if end < 0 or end >= hi:
+            if at_eof:
+                scalar_row(acc, buf[pos:hi], pos, lines, ctx)
+            return pos, lines
+        scalar_row(acc, buf[pos:end], pos, lines, ctx)
+        following = next_record(buf, end, hi)
+        # Its terminator is one line break; only quotes hold more.
+        lines += 1 if plain else line_breaks(buf, pos, following)
+        pos = following
+    return hi, lines

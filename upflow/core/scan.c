@@ -8,10 +8,18 @@
  * documents.classify_document and money.parse_parts) decides, or hands the row back to
  * Python as FALLBACK. A property test proves kernel == scalar on random files.
  *
- * Per row (a row ends at the first "\n" at even quote parity):
+ * Records and fields follow csv.reader (upflow/core/dialect.py, TRANSITIONS): a record ends at
+ * the first "\r" or "\n" outside quotes (a "\n" right after that "\r" belongs to it); a quote
+ * opens a quoted field only as the field's first byte, elsewhere in an unquoted field it is a
+ * literal; inside quotes "" is one quote and another quote closes the quoting (what follows,
+ * up to the delimiter, is still the field's). Line breaks are "\n", "\r\n" and a lone "\r".
+ *
+ * Per record:
  *   - longer than max_row, undecodable (strict UTF-8 / the encoding's undefined bytes),
- *     a judged field with a quote, a space, a non-ASCII byte, blank or over-long  -> FALLBACK
- *   - blank (only "\r")                                             -> skipped, as the reference
+ *     a judged field with a quote (but "X" quoted as a whole is judged as X), a space, a
+ *     non-ASCII byte, blank or over-long,
+ *     the last record of the file without a terminator                 -> FALLBACK
+ *   - blank (nothing before its terminator)                         -> skipped, as the reference
  *   - wrong number of fields                                        -> FIELDS exception
  *   - document or amount invalid                                    -> INVALID exception (codes)
  *   - valid: summed into an open-addressing table keyed by the normalised document
@@ -20,7 +28,9 @@
  *
  * The call stops early (status != DONE, state[S_POS] = next row) when the exception
  * buffer is full, the table is half full, or a sum would overflow int64; Python then
- * drains, grows, or lets the scalar reference finish the region.
+ * drains, grows, or lets the scalar reference finish the region. A record still open at hi
+ * (no terminator) is left to Python (state[S_OPEN] = its start) unless params[P_EOF] says hi
+ * is the end of the file.
  */
 #include <stdint.h>
 #ifdef __SSE2__
@@ -37,13 +47,13 @@ typedef uint32_t u32;
 #define MAX_FIELD_BYTES 64
 
 /* state[] slots, shared with kernel.py */
-enum { S_POS, S_LINES, S_ROWS_TOTAL, S_ROWS_VALID, S_ROWS_INVALID, S_CENTS, S_NEXC, S_USED, S_STATUS, S_LEN };
+enum { S_POS, S_LINES, S_ROWS_TOTAL, S_ROWS_VALID, S_ROWS_INVALID, S_CENTS, S_NEXC, S_USED, S_STATUS, S_OPEN, S_LEN };
 enum { ST_DONE = 0, ST_EXC_FULL = 1, ST_TABLE_FULL = 2, ST_OVERFLOW = 3 };
 /* params[] slots */
-enum { P_DELIM, P_NCOLS, P_DOC_I, P_AMT_I, P_MAX_ROW, P_UTF8, P_EXC_CAP, P_TABLE_CAP, P_LEN };
+enum { P_DELIM, P_NCOLS, P_DOC_I, P_AMT_I, P_MAX_ROW, P_UTF8, P_EXC_CAP, P_TABLE_CAP, P_EOF, P_LEN };
 /* exception rows: kind and columns */
 enum { K_FALLBACK = 0, K_FIELDS = 1, K_INVALID = 2 };
-enum { X_KIND, X_START, X_END, X_CEND, X_LINE, X_NFIELDS, X_DOC, X_DOC_N, X_AMT, X_DS, X_DE, X_AS, X_AE, X_COLS };
+enum { X_KIND, X_START, X_END, X_LINE, X_NFIELDS, X_DOC, X_DOC_N, X_AMT, X_DS, X_DE, X_AS, X_AE, X_COLS };
 /* document verdicts (0 = valid) */
 enum { D_VALID = 0, D_CPF_REPEATED, D_CPF_CHECK, D_CNPJ_REPEATED, D_CNPJ_CHECK, D_LENGTH, D_FALLBACK };
 /* amount verdicts (0 = valid) */
@@ -238,7 +248,7 @@ static int utf8_sequence(const u8 *s, i64 avail) {
 }
 
 /*
- * Structural bytes ("\n", '"', the delimiter, bytes >= 0x80) in order: 16 bytes are compared
+ * Structural bytes ("\n", "\r", '"', the delimiter, bytes >= 0x80) in order: 16 bytes are compared
  * at once (SSE2, the x86_64 baseline) into a bit mask whose set bits are popped one by one.
  */
 typedef struct {
@@ -253,8 +263,8 @@ static inline u32 block_mask(const Scanner *s, i64 at) {
     if (at + 16 <= s->hi) {
         const __m128i v = _mm_loadu_si128((const __m128i *)(s->buf + at));
         const __m128i m = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(v, _mm_set1_epi8('"'))),
-            _mm_cmpeq_epi8(v, _mm_set1_epi8((char)s->delim)));
+            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))),
+            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8((char)s->delim))));
         /* movemask takes each byte's top bit: compares give 0xFF, bytes >= 0x80 have it already */
         return (u32)_mm_movemask_epi8(_mm_or_si128(m, v));
     }
@@ -262,7 +272,7 @@ static inline u32 block_mask(const Scanner *s, i64 at) {
     u32 m = 0;
     for (int k = 0; k < 16 && at + k < s->hi; k++) {
         const u8 c = s->buf[at + k];
-        if (c == '\n' || c == '"' || c == s->delim || c >= 0x80) m |= 1u << k;
+        if (c == '\n' || c == '\r' || c == '"' || c == s->delim || c >= 0x80) m |= 1u << k;
     }
     return m;
 }
@@ -285,6 +295,52 @@ static inline i64 scanner_next(Scanner *s) {
     const i64 at = s->base + __builtin_ctz(s->mask);
     s->mask &= s->mask - 1;
     return at;
+}
+
+/* The byte at q + 1 is not structural after all (the "\n" of a "\r\n" at q): drop its bit. */
+static inline void scanner_drop_next(Scanner *s, i64 q) {
+    const i64 k = q + 1 - s->base;
+    if (k < 16) s->mask &= ~(1u << k);
+}
+
+/*
+ * A judged field quoted as a whole, "X" with no quote inside X, is X (csv.reader's value):
+ * its bounds move inside the quotes. Any other quote stays, and the judges hand the row back.
+ */
+static inline void unquote_field(const u8 *buf, i64 *s, i64 *e) {
+    if (*e - *s < 2 || *e - *s > MAX_FIELD_BYTES + 2 || buf[*s] != '"' || buf[*e - 1] != '"') return;
+    for (i64 i = *s + 1; i < *e - 1; i++)
+        if (buf[i] == '"') return;
+    (*s)++;
+    (*e)--;
+}
+
+/* Set bits of a 16-bit mask (no libgcc: -nostdlib has no __popcountdi2). */
+static inline i64 popcount16(u32 x) {
+    x = x - ((x >> 1) & 0x5555);
+    x = (x & 0x3333) + ((x >> 2) & 0x3333);
+    x = (x + (x >> 4)) & 0x0F0F;
+    return (i64)((x + (x >> 8)) & 0x1F);
+}
+
+/*
+ * Line breaks in buf[lo, hi) (dialect.line_breaks): each "\n", and each "\r" not followed by
+ * a "\n" (a "\r" at hi - 1 counts: the caller knows what follows hi). Inside quotes too.
+ */
+EXPORT i64 upflow_line_breaks(const u8 *buf, i64 lo, i64 hi) {
+    i64 n = 0, i = lo;
+#ifdef __SSE2__
+    const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    for (; i + 17 <= hi; i += 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(buf + i));
+        const __m128i next = _mm_loadu_si128((const __m128i *)(buf + i + 1));
+        const __m128i lone_cr = _mm_andnot_si128(_mm_cmpeq_epi8(next, lf), _mm_cmpeq_epi8(v, cr));
+        n += popcount16((u32)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), lone_cr)));
+    }
+#endif
+    for (; i < hi; i++)
+        if (buf[i] == '\n' || (buf[i] == '\r' && (i + 1 >= hi || buf[i + 1] != '\n'))) n++;
+    return n;
 }
 
 /* Fibonacci hashing: the top bits of the product (cap is a power of two, at least 2). */
@@ -357,8 +413,8 @@ EXPORT i64 upflow_compact(Entry *table, i64 cap, i64 *n_cpf) {
 }
 
 /*
- * Process the rows of buf[state[S_POS], hi): state[S_POS] is a row start at even quote parity
- * and hi the end of a row. bad[256] flags bytes that make a row undecodable in a single-byte
+ * Process the records starting in buf[state[S_POS], hi): state[S_POS] is a record start.
+ * bad[256] flags bytes that make a row undecodable in a single-byte
  * encoding (params[P_UTF8] = 0); with P_UTF8 = 1 rows with bytes >= 0x80 are checked as UTF-8.
  */
 EXPORT i64 upflow_scan(const u8 *buf, i64 hi, const i64 *params, const u8 *bad, i64 *state, i64 *exc,
@@ -366,7 +422,7 @@ EXPORT i64 upflow_scan(const u8 *buf, i64 hi, const i64 *params, const u8 *bad, 
     const u8 delim = (u8)params[P_DELIM];
     const i64 ncols = params[P_NCOLS], doc_i = params[P_DOC_I], amt_i = params[P_AMT_I];
     const i64 max_row = params[P_MAX_ROW], exc_cap = params[P_EXC_CAP];
-    const int utf8 = (int)params[P_UTF8];
+    const int utf8 = (int)params[P_UTF8], at_eof = (int)params[P_EOF];
     const u64 mask = (u64)params[P_TABLE_CAP] - 1, table_limit = (u64)params[P_TABLE_CAP] / 2;
     const int shift = shift_of(params[P_TABLE_CAP]);
     i64 pos = state[S_POS], lines = state[S_LINES];
@@ -376,7 +432,7 @@ EXPORT i64 upflow_scan(const u8 *buf, i64 hi, const i64 *params, const u8 *bad, 
     i64 n_total = 0, n_valid = 0, n_invalid = 0, cents_total = state[S_CENTS];
     i64 nexc = state[S_NEXC];
     u64 used = (u64)state[S_USED];
-    i64 status = ST_DONE;
+    i64 status = ST_DONE, open = hi;
     i64 fstart[MAX_FIELDS + 1];
 
     while (pos < hi) {
@@ -384,52 +440,67 @@ EXPORT i64 upflow_scan(const u8 *buf, i64 hi, const i64 *params, const u8 *bad, 
         if (used >= table_limit) { status = ST_TABLE_FULL; break; }
         const i64 start = pos;
         i64 q, nd = 0, nl = 0;
-        int odd = 0, undecodable = 0;
+        int quoted = 0;     /* IN_QUOTED_FIELD */
+        i64 closing = -2;   /* the quote that last closed a quoted part (QUOTE_IN_QUOTED_FIELD after it) */
+        i64 field = start;  /* first byte of the field under way */
+        int undecodable = 0;
         i64 sequence_end = 0; /* bytes before it belong to a UTF-8 sequence already checked */
         fstart[0] = start;
         for (;;) {
             q = scanner_next(&sc);
             if (q >= hi) { q = hi; break; }
+            if (q < start) continue; /* the "\n" of the "\r\n" that ended the previous record */
             const u8 c = buf[q];
-            if (c == delim) {
-                if (!odd && ++nd < MAX_FIELDS) fstart[nd] = q + 1;
-            } else if (c == '\n') {
-                nl++;
-                if (!odd) break;
-            } else if (c == '"') {
-                odd ^= 1;
-            } else if (q >= sequence_end) { /* a byte >= 0x80 starting a character */
-                if (utf8) {
-                    const int n = utf8_sequence(buf + q, hi - q);
-                    if (n == 0) undecodable = 1;
-                    else sequence_end = q + n;
-                } else if (bad[c]) {
-                    undecodable = 1;
+            if (c >= 0x80) {
+                if (q >= sequence_end) { /* a byte >= 0x80 starting a character */
+                    if (utf8) {
+                        const int n = utf8_sequence(buf + q, hi - q);
+                        if (n == 0) undecodable = 1;
+                        else sequence_end = q + n;
+                    } else if (bad[c]) {
+                        undecodable = 1;
+                    }
                 }
+            } else if (c == '"') {
+                if (quoted) { quoted = 0; closing = q; }  /* closes, or the first of a "" */
+                else if (q == closing + 1) quoted = 1;    /* "" inside quotes: one quote */
+                else if (q == field) quoted = 1;          /* opens a quoted field */
+                /* else: a quote inside an unquoted field is a literal */
+            } else if (quoted) { /* a delimiter or a line break inside quotes: content */
+                if (c == '\n' || (c == '\r' && (q + 1 >= hi || buf[q + 1] != '\n'))) nl++;
+            } else if (c == delim) {
+                if (++nd < MAX_FIELDS) fstart[nd] = q + 1;
+                field = q + 1;
+            } else {
+                break; /* "\r" or "\n" outside quotes: the record ends */
             }
         }
-        const i64 end = q; /* the row's "\n" (or hi) */
-        i64 cend = end;
-        if (cend > start && buf[cend - 1] == '\r') cend--;
+        if (q >= hi) { /* no terminator before hi */
+            open = start;
+            if (!at_eof) { pos = start; break; } /* the caller reads the rest of it */
+        }
+        const i64 end = q; /* the record's terminator (or hi at the end of the file) */
         const i64 line = lines;
-        lines += nl;
+        if (end < hi) lines += nl + 1; /* the terminator is one line break, "\r\n" included */
         pos = end + 1;
-        if (end - start <= max_row && cend == start) continue; /* blank line */
+        if (end < hi && buf[end] == '\r' && pos < hi && buf[pos] == '\n') {
+            pos++;
+            scanner_drop_next(&sc, end);
+        }
+        if (end == start) continue; /* a blank line: csv.reader's [] */
         int kind = -1, dv = D_FALLBACK, av = A_FALLBACK, doc_n = 0;
         i64 ds = 0, de = 0, as = 0, ae = 0;
         u64 key = 0;
         i64 c = 0;
-        if (end - start > max_row || end >= hi) {
-            kind = K_FALLBACK;
-        } else if (undecodable) {
-            kind = K_FALLBACK;
-        }
+        if (end - start > max_row || end >= hi || undecodable) kind = K_FALLBACK;
         if (kind < 0 && nd + 1 != ncols) kind = K_FIELDS;
         if (kind < 0) {
             ds = fstart[doc_i];
-            de = doc_i == ncols - 1 ? cend : fstart[doc_i + 1] - 1;
+            de = doc_i == ncols - 1 ? end : fstart[doc_i + 1] - 1;
             as = fstart[amt_i];
-            ae = amt_i == ncols - 1 ? cend : fstart[amt_i + 1] - 1;
+            ae = amt_i == ncols - 1 ? end : fstart[amt_i + 1] - 1;
+            unquote_field(buf, &ds, &de);
+            unquote_field(buf, &as, &ae);
             dv = judge_document(buf + ds, de - ds, &key, &doc_n);
             av = dv == D_FALLBACK ? A_FALLBACK : judge_amount(buf + as, ae - as, &c);
             if (dv == D_FALLBACK || av == A_FALLBACK) kind = K_FALLBACK;
@@ -468,7 +539,6 @@ EXPORT i64 upflow_scan(const u8 *buf, i64 hi, const i64 *params, const u8 *bad, 
         x[X_KIND] = kind;
         x[X_START] = start;
         x[X_END] = end;
-        x[X_CEND] = cend;
         x[X_LINE] = line;
         x[X_NFIELDS] = nd + 1;
         x[X_DOC] = dv;
@@ -489,5 +559,6 @@ EXPORT i64 upflow_scan(const u8 *buf, i64 hi, const i64 *params, const u8 *bad, 
     state[S_NEXC] = nexc;
     state[S_USED] = (i64)used;
     state[S_STATUS] = status;
+    if (open < hi) state[S_OPEN] = open;
     return status;
 }

@@ -228,6 +228,7 @@ CHUNK = StateMachine.from_table(
         (CHUNK_PENDING, CHUNK_FAILED),  # last receive failed before it was marked processing
         (CHUNK_PROCESSING, CHUNK_FAILED),  # last receive failed
         (CHUNK_FAILED, CHUNK_PENDING),  # API retry
+        (CHUNK_COMPLETED, CHUNK_PENDING),  # its speculated start state was wrong: parse it again
     ],
 )
 

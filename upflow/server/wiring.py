@@ -21,6 +21,8 @@ class Services:
     results: Table
     events: Queue
     chunks: Queue
+    events_dlq: Queue
+    chunks_dlq: Queue
     uploads: UploadService
 
 
@@ -36,6 +38,8 @@ def build_services(config: RuntimeConfig) -> Services:
         results=Table(dynamodb, config.names.results_table),
         events=Queue(sqs, config.names.events_queue),
         chunks=Queue(sqs, config.names.chunks_queue),
+        events_dlq=Queue(sqs, config.names.events_dlq),
+        chunks_dlq=Queue(sqs, config.names.chunks_dlq),
         uploads=UploadService(config, store, status),
     )
 
