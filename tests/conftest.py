@@ -1,13 +1,15 @@
 """Shared fixtures: one real local stack per test session.
 
-``stack`` starts a moto server (HTTP, 127.0.0.1, free port), creates every
-resource from ``upflow.definition`` with boto3, runs ``chalice local`` and the
-queue pump (real SQS messages into the real handlers), and serves the built
-web page when ``web/dist`` exists. Nothing is mocked in-process.
+``stack`` starts a moto server and SeaweedFS as S3 (HTTP, 127.0.0.1, free
+ports; ``UPFLOW_TEST_S3=moto`` keeps S3 on moto), creates every resource from
+``upflow.definition`` with boto3, runs the S3 event source, ``chalice local``
+and the queue pump (real SQS messages into the real handlers), and serves the
+built web page when ``web/dist`` exists. Nothing is mocked in-process.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,9 @@ from typing import Any
 import pytest
 from support import Api
 
-from upflow.local.processes import LOCAL_CREDENTIALS, free_port
-from upflow.local.stack import WEB_DIST, LocalStack, start_stack
+from upflow.aws.clients import REQUEST_LOG_ENV
+from upflow.local.processes import free_port
+from upflow.local.stack import DEFAULT_S3, WEB_DIST, LocalStack, start_stack
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -33,9 +36,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         stack_name="test",
         # Fast retries, and plan pages of 2 chunks so every multi-chunk upload in the
         # suite is planned through the planner's self-re-enqueued continuation messages.
-        extra_env={"UPFLOW_RETRY_BACKOFF_SECONDS": "1", "UPFLOW_PLAN_PAGE_CHUNKS": "2"},
+        extra_env={
+            "UPFLOW_RETRY_BACKOFF_SECONDS": "1",
+            "UPFLOW_PLAN_PAGE_CHUNKS": "2",
+            # Small shards, so every upload of a few hundred documents is reduced by several.
+            "UPFLOW_DOCUMENTS_PER_SHARD": "150",
+            # Every AWS request of every process, one line each (tests/integration/test_request_counts.py).
+            REQUEST_LOG_ENV: str(tmp_path_factory.mktemp("aws-requests") / "requests.log"),
+        },
         log_dir=log_dir,
         serve_page=(WEB_DIST / "index.html").exists(),
+        s3=os.environ.get("UPFLOW_TEST_S3", DEFAULT_S3),  # type: ignore[arg-type]
+        s3_dir=tmp_path_factory.mktemp("stack-s3"),
     )
     try:
         yield local
@@ -43,10 +55,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         local.stop()
 
 
+@pytest.fixture(scope="session")
+def request_log(stack: LocalStack) -> Path:
+    return Path(stack.env[REQUEST_LOG_ENV])
+
+
 @pytest.fixture(scope="session", autouse=False)
 def aws_env(stack: LocalStack, monkeypatch_session: pytest.MonkeyPatch) -> dict[str, str]:
     """Point this test process's boto3 at the local AWS (same variables as the stack)."""
-    for name, value in {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": stack.endpoint}.items():
+    for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch_session.delenv(name, raising=False)
+    for name, value in stack.client_env().items():
         monkeypatch_session.setenv(name, value)
     return stack.env
 

@@ -269,7 +269,7 @@ def test_upload_survives_aborted_part_puts_byte_identical(
     sent_checksums: dict[int, set[str]] = {}
 
     def flaky(route: Route) -> None:
-        if not is_part_put(route.request, stack.endpoint):
+        if not is_part_put(route.request, stack.s3_endpoint):
             route.continue_()
             return
         number = part_number(route.request.url)
@@ -281,7 +281,7 @@ def test_upload_survives_aborted_part_puts_byte_identical(
         else:
             route.continue_()
 
-    page.route(f"{stack.endpoint}/**", flaky)
+    page.route(f"{stack.s3_endpoint}/**", flaky)
     page.goto(web_url)
     choose_and_start(page, big_csv.path)
     wait_uploaded(page)
@@ -316,7 +316,7 @@ def test_first_parts_are_checksummed_while_the_preview_is_read_and_signed_by_ini
     def on_request(request: Request) -> None:
         if request.url.startswith(stack.api_url) and request.method == "POST" and "/uploads" in request.url:
             api_calls.append((urlsplit(request.url).path, json.loads(request.post_data or "{}")))
-        elif is_part_put(request, stack.endpoint):
+        elif is_part_put(request, stack.s3_endpoint):
             part_urls.setdefault(part_number(request.url), request.url)
 
     page.on("request", on_request)
@@ -362,7 +362,7 @@ def test_reload_mid_upload_resumes_without_resending_parts(
 
     def gate(route: Route) -> None:
         request = route.request
-        if not is_part_put(request, stack.endpoint):
+        if not is_part_put(request, stack.s3_endpoint):
             route.continue_()
         elif state["phase"] == "before":
             if state["allowed"] < allowed_before_reload:
@@ -374,7 +374,7 @@ def test_reload_mid_upload_resumes_without_resending_parts(
             state["after"].append(part_number(request.url))
             route.continue_()
 
-    page.route(f"{stack.endpoint}/**", gate)
+    page.route(f"{stack.s3_endpoint}/**", gate)
     page.goto(web_url)
     choose_and_start(page, big_csv.path)
 
@@ -435,7 +435,9 @@ def test_bad_files_are_refused_before_any_request(
     page.on(
         "request",
         lambda r: (
-            sent.append(f"{r.method} {r.url}") if r.url.startswith((stack.api_url, stack.endpoint)) else None
+            sent.append(f"{r.method} {r.url}")
+            if r.url.startswith((stack.api_url, stack.s3_endpoint))
+            else None
         ),
     )
     path = tmp_path / name
@@ -461,8 +463,8 @@ def test_pause_resume_and_cancel(
     head = big_csv.data[: 24 * MiB]
     head = head[: head.rindex(b"\n") + 1]
     page = context.new_page()
-    parts = HeldParts(stack.endpoint)
-    page.route(f"{stack.endpoint}/**", parts.handle)
+    parts = HeldParts(stack.s3_endpoint)
+    page.route(f"{stack.s3_endpoint}/**", parts.handle)
     deletes: list[str] = []
     page.on(
         "request",

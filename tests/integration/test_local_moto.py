@@ -6,6 +6,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from upflow.definition import RESULTS_TABLE_KEYS
 from upflow.local.stack import LocalStack
 
 WRITERS = 8
@@ -18,7 +19,8 @@ def test_concurrent_conditional_adds_to_one_item_are_all_kept(dynamodb: Any, sta
     Unserialized, moto lets two threads read the same item and store one result
     over the other (a chunk's share went missing that way in CI).
     """
-    key = {"upload_id": {"S": f"atomic-{uuid.uuid4().hex}"}, "document": {"S": "52998224725"}}
+    partition, sort = RESULTS_TABLE_KEYS
+    key = {partition: {"S": f"atomic-{uuid.uuid4().hex}"}, sort: {"S": "52998224725"}}
 
     def add(index: int) -> None:
         dynamodb.update_item(

@@ -8,6 +8,10 @@ writes to an item, and the processor's exactly-once totals rely on it (one
 conditional ``ADD`` per document and chunk). This server is moto's own
 application and request handler, with one lock around DynamoDB requests; S3,
 SQS and the rest stay concurrent. Only the local stack uses it.
+
+It also gives events put with ``PutEvents`` EventBridge's whole envelope on
+their way to a target: moto's default input template drops ``account``,
+which EventBridge (and S3's "Object Created" event) always carries.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from moto.events.utils import EventTemplateParser
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -28,6 +33,13 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import run_simple
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# EventBridge's envelope, field for field (moto's own template lacks "account").
+EVENT_ENVELOPE_TEMPLATE = (
+    '{"version": "0", "id": "<id>", "detail-type": "<detail-type>", "source": "<source>", '
+    '"account": "<account>", "time": <time>, "region": "<region>", "resources": <resources>, '
+    '"detail": <detail>}'
+)
 
 
 class SerializedDynamoDB:
@@ -53,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     # As moto.server's main: some answers (queue URLs) name the port, and SIGTERM exits cleanly.
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = EVENT_ENVELOPE_TEMPLATE
     moto_app = DomainDispatcherApplication(create_backend_app)
     moto_app.debug = True  # type: ignore[attr-defined]
     run_simple(

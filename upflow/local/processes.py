@@ -19,12 +19,22 @@ from pathlib import Path
 
 from upflow.build import API_DIR, remove_staged_vendor
 
+# moto takes any credentials; SeaweedFS (the local S3) knows this one identity,
+# and refuses a session token it did not issue, so there is none.
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+# Variables of the caller's environment that would redirect or re-credential the
+# local stack's boto3 clients.
+_FOREIGN_AWS_VARIABLES = (
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -57,6 +67,7 @@ class Child:
             cwd=str(cwd) if cwd else None,
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
 
@@ -109,9 +120,23 @@ def start_moto(host: str, port: int, log_path: Path | None = None) -> tuple[Chil
     return child, endpoint
 
 
-def stack_env(endpoint: str, app_env: Mapping[str, str]) -> dict[str, str]:
+def aws_env(endpoint: str, s3_endpoint: str | None = None) -> dict[str, str]:
+    """The variables that point boto3 at the local AWS: credentials, and the endpoints.
+
+    ``AWS_ENDPOINT_URL`` serves every service; ``AWS_ENDPOINT_URL_S3``, which
+    botocore prefers for S3, sends S3 (and the URLs presigned for it) to
+    ``s3_endpoint`` when S3 lives elsewhere (SeaweedFS).
+    """
+    env = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
+    if s3_endpoint and s3_endpoint != endpoint:
+        env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
+    return env
+
+
+def stack_env(endpoint: str, app_env: Mapping[str, str], s3_endpoint: str | None = None) -> dict[str, str]:
     """Environment for every process that talks to the local AWS."""
-    return {**os.environ, **LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, **app_env}
+    inherited = {name: value for name, value in os.environ.items() if name not in _FOREIGN_AWS_VARIABLES}
+    return {**inherited, **aws_env(endpoint, s3_endpoint), **app_env}
 
 
 def start_chalice_local(

@@ -1,7 +1,7 @@
 """Creates one stack's resources with boto3, from ``upflow.definition``.
 
 The local counterpart of ``infra/``: same names, same limits, same event
-pattern. Run against moto here; it would work against any AWS account too.
+pattern. Run against moto (S3: SeaweedFS) here; it would work against any AWS account too.
 """
 
 from __future__ import annotations
@@ -31,17 +31,23 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-def create_bucket(s3: S3Client, names: ResourceNames, limits: Limits, web_origins: list[str]) -> None:
+def create_bucket(
+    s3: S3Client, names: ResourceNames, limits: Limits, web_origins: list[str], *, aws_s3: bool = True
+) -> None:
+    """The uploads bucket. ``aws_s3=False``: an S3 that has neither Block Public Access
+    (SeaweedFS answers NotImplemented; it serves nothing unsigned anyway) nor EventBridge
+    notifications (``upflow.local.s3events`` sends them)."""
     s3.create_bucket(Bucket=names.bucket)
-    s3.put_public_access_block(
-        Bucket=names.bucket,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
+    if aws_s3:
+        s3.put_public_access_block(
+            Bucket=names.bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
     s3.put_bucket_encryption(
         Bucket=names.bucket,
         ServerSideEncryptionConfiguration={
@@ -81,9 +87,10 @@ def create_bucket(s3: S3Client, names: ResourceNames, limits: Limits, web_origin
             ]
         },
     )
-    s3.put_bucket_notification_configuration(
-        Bucket=names.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
-    )
+    if aws_s3:
+        s3.put_bucket_notification_configuration(
+            Bucket=names.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
 
 
 def _queue_with_dlq(sqs: SQSClient, name: str, dlq_name: str, visibility: int, limits: Limits) -> str:
@@ -172,9 +179,11 @@ def create_stack(
     names: ResourceNames,
     limits: Limits,
     web_origins: list[str],
+    *,
+    aws_s3: bool = True,
 ) -> None:
     """Create every resource of ``names`` (fails if they already exist)."""
-    create_bucket(s3, names, limits, web_origins)
+    create_bucket(s3, names, limits, web_origins, aws_s3=aws_s3)
     queue_urls = create_queues(sqs, names, limits)
     create_tables(dynamodb, names)
     create_rule(events, sqs, names, queue_urls["events"])
