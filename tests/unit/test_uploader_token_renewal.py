@@ -111,8 +111,12 @@ def test_other_refusals_are_not_renewed() -> None:
 
     keeper = TokenKeeper(Api(), "u1", "t1")  # type: ignore[arg-type]
     for error in (ApiError(403, "forbidden", "no"), ApiError(401, "unauthorized", "no")):
+
+        def refused(token: str, error: ApiError = error) -> None:
+            raise error
+
         with pytest.raises(ApiError):
-            keeper.call(lambda token, error=error: (_ for _ in ()).throw(error))
+            keeper.call(refused)
     assert calls == [] and keeper.renewals == 0
 
 
