@@ -35,7 +35,7 @@ from processor.model import (
 from upflow.aws.dynamo import ConditionFailed, Item, TransactionCancelled, Update, transact
 from upflow.core.consolidation import estimate_distinct, merge_sketches, plan_shards, shard_count_for
 from upflow.core.dialect import ParserState, compose, decode_states, encode_states
-from upflow.core.report import decode_chunk_errors, write_report
+from upflow.core.report import UTF8_BOM, decode_chunk_errors, write_report
 from upflow.core.rules import RowError
 from upflow.server.states import (
     CHUNK,
@@ -54,7 +54,6 @@ from upflow.server.wiring import Services
 
 log = logging.getLogger("upflow.finalize")
 TOTALS_HEADER = b"document,type,rows,amount\n"
-UTF8_BOM = b"\xef\xbb\xbf"
 TOP_DOCUMENTS = 10
 _SKETCH_VALUE = struct.Struct(">Q")
 # A chunk's counts that its completion adds to the upload (with its err_<code> counts).
@@ -322,7 +321,7 @@ def _write_totals(services: Services, upload_id: str, shard_total: int) -> tuple
     top = heapq.nsmallest(TOP_DOCUMENTS, top, key=lambda d: (-Decimal(d["amount"]), str(d["document"])))
     shards = [services.store.iter_lines(shard_csv_key(upload_id, index)) for index in range(shard_total)]
     with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024) as raw:
-        raw.write(UTF8_BOM + TOTALS_HEADER)
+        raw.write(UTF8_BOM.encode() + TOTALS_HEADER)
         # Lines start with the document and "," sorts before every document character,
         # so line order is document order.
         raw.writelines(heapq.merge(*shards))

@@ -32,6 +32,7 @@ from upflow.core.consolidation import (
     reduce_records,
 )
 from upflow.core.money import cents_to_decimal
+from upflow.core.report import safe_cell
 from upflow.core.rules import decimal_str
 from upflow.definition import results_partition
 from upflow.server.uploads import upload_key
@@ -106,8 +107,11 @@ def _result_item(upload_id: str, shard: int, total: PartialRecord) -> dict[str, 
 
 def shard_csv(totals: list[PartialRecord]) -> bytes:
     """The shard's lines of the totals CSV (no header: the finaliser merges shards under one)."""
+    # Documents are [0-9A-Z] and amounts plain numbers: safe_cell changes nothing today, and
+    # keeps it so if a field ever comes from the file as it was written.
     return "".join(
-        f"{t.document},{t.doc_type},{t.rows},{decimal_str(cents_to_decimal(t.cents))}\n" for t in totals
+        f"{safe_cell(t.document)},{t.doc_type},{t.rows},{safe_cell(decimal_str(cents_to_decimal(t.cents)))}\n"
+        for t in totals
     ).encode("ascii")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from processor.workitems import CHUNK_WORK, SHARD_WORK, requeue_failed
 from upflow.core.checker import preview
 from upflow.core.detect import FormatError
+from upflow.core.naming import sanitise_filename
 from upflow.server.states import FAILED
 from upflow.server.uploads import HttpError, iso
 from upflow.server.wiring import Services
@@ -27,7 +28,8 @@ class ProcessingService:
                 f"upload {upload_id} has no error report yet (status {item['status']})",
             )
         expires_in = self._services.config.limits.url_expiry_seconds
-        filename = f"{str(item['filename']).rsplit('.', 1)[0]}-errors.csv"
+        # A header value: ASCII, no quotes or separators, whatever the uploaded name was.
+        filename = f"{sanitise_filename(str(item['filename'])).removesuffix('.csv')}-errors.csv"
         return {
             "url": self._services.store.presign_get(str(report), expires_in, filename),
             "expires_at": iso(time.time() + expires_in),

@@ -73,7 +73,8 @@ def assert_matches(
     assert status == 200, link
     report = requests.get(link["url"], timeout=60)
     assert report.status_code == 200
-    rows = list(csv.reader(io.StringIO(report.content.decode("utf-8"))))
+    assert report.content.startswith(b"\xef\xbb\xbf"), "the report starts with a BOM for spreadsheets"
+    rows = list(csv.reader(io.StringIO(report.content.decode("utf-8-sig"))))
     assert rows[0] == ["line", "column", "code", "message", "value"]
     assert [(int(r[0]), r[2]) for r in rows[1:]] == expected.error_lines
     assert [(e["line"], e["code"]) for e in final["first_errors"]] == expected.error_lines[
