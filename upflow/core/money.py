@@ -30,11 +30,14 @@ MSG_DECIMALS = "more than 2 decimal places"
 MSG_GROUPING = "bad digit grouping"
 MSG_TOO_LARGE = f"amount too large (more than {MAX_INTEGER_DIGITS} integer digits)"
 
-_MONEY = re.compile(
-    r"^\s*(?:(?P<open>\()\s*)?(?P<s1>[-+])?\s*(?P<cur>R\$)?\s*(?P<s2>[-+])?\s*"
-    r"(?P<num>[0-9](?:[0-9.,]*[0-9])?)\s*(?P<close>\))?\s*$"
-)
-_GROUPED = re.compile(r"^[0-9]{1,3}(?:X[0-9]{3})+$")
+# The grammar, read left to right in one pass (never a backtracking pattern: a field of a
+# million spaces is decided in linear time — tests/unit/test_core_hostile.py):
+#   ws* [ "(" ws* ] [sign] ws* ["R$"] ws* [sign] ws* number ws* [ ")" ] ws*
+# where number = digit ([0-9.,]* digit)? and ws is any Unicode whitespace (NBSP included).
+_DIGITS = frozenset("0123456789")
+_NUMBER_CHARS = frozenset("0123456789.,")
+_SIGNS = ("-", "+")
+_GROUPED = re.compile(r"[0-9]{1,3}(?:X[0-9]{3})+")
 
 
 class MoneyError(ValueError):
@@ -42,24 +45,36 @@ class MoneyError(ValueError):
 
 
 def _check_grouped(intpart: str, sep: str) -> str:
-    if not _GROUPED.match(intpart.replace(sep, "X")):
+    # Linear: {1,3} bounds the only choice, and each X must be followed by exactly 3 digits.
+    if not _GROUPED.fullmatch(intpart.replace(sep, "X")):
         raise MoneyError(MSG_GROUPING)
     return intpart.replace(sep, "")
 
 
 def parse_parts(text: str) -> tuple[int, str, str]:
     """``(sign, integer digits, decimal digits)`` of an amount; raises :class:`MoneyError`."""
-    m = _MONEY.match(text)
-    if m is None:
+    rest = text.strip()
+    opened = rest.startswith("(")
+    if opened:
+        rest = rest[1:].lstrip()
+    closed = rest.endswith(")")
+    if closed:
+        rest = rest[:-1].rstrip()
+    s1 = s2 = None
+    if rest.startswith(_SIGNS):
+        s1, rest = rest[0], rest[1:].lstrip()
+    if rest.startswith("R$"):
+        rest = rest[2:].lstrip()
+    if rest.startswith(_SIGNS):
+        s2, rest = rest[0], rest[1:].lstrip()
+    num = rest
+    if not num or num[0] not in _DIGITS or num[-1] not in _DIGITS or not _NUMBER_CHARS.issuperset(num):
         raise MoneyError(MSG_NOT_MONEY)
-    paren = m.group("open") is not None
-    if paren != (m.group("close") is not None):
+    if opened != closed:
         raise MoneyError(MSG_NOT_MONEY)
-    s1, s2 = m.group("s1"), m.group("s2")
-    if (s1 is not None and s2 is not None) or (paren and (s1 or s2)):
+    if (s1 is not None and s2 is not None) or (opened and (s1 or s2)):
         raise MoneyError(MSG_NOT_MONEY)
-    sign = -1 if paren or "-" in (s1, s2) else 1
-    num = m.group("num")
+    sign = -1 if opened or "-" in (s1, s2) else 1
     dots, commas = num.count("."), num.count(",")
     if dots == 0 and commas == 0:
         intdigits, decdigits = num, ""
