@@ -29,8 +29,9 @@ import requests
 from support import Api, crc32_b64
 
 from upflow.definition import UPLOADS_PREFIX, object_created_pattern
+from upflow.local.processes import free_port
 from upflow.local.s3events import JsonStream, object_created
-from upflow.local.stack import LocalStack
+from upflow.local.stack import LocalStack, start_stack
 
 MiB = 1024 * 1024
 FIXTURE = json.loads((Path(__file__).parents[1] / "events" / "eventbridge_object_created.json").read_text())
@@ -45,11 +46,44 @@ def shape(value: Any) -> Any:
     return type(value).__name__
 
 
-@pytest.fixture
-def seaweed_stack(stack: LocalStack) -> LocalStack:
-    if stack.s3 != "seaweed":
-        pytest.skip("S3 is moto in this session (UPFLOW_TEST_S3=moto): moto sends its own S3 events")
-    return stack
+@pytest.fixture(scope="module")
+def seaweed_stack(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The session's stack when its S3 is SeaweedFS, else one of this module's own: these tests
+    run whichever S3 the rest of the suite uses."""
+    if stack.s3 == "seaweed":
+        yield stack
+        return
+    own = start_stack(
+        moto_port=free_port(),
+        api_port=free_port(),
+        web_port=None,
+        chunk_workers=1,
+        stack_name="s3events",
+        log_dir=tmp_path_factory.mktemp("s3events-logs"),
+        serve_page=False,
+        s3="seaweed",
+        s3_dir=tmp_path_factory.mktemp("s3events-s3"),
+    )
+    try:
+        yield own
+    finally:
+        own.stop()
+
+
+# This module's clients talk to the SeaweedFS stack, whichever the session's is.
+@pytest.fixture(scope="module")
+def s3(seaweed_stack: LocalStack) -> Any:
+    return seaweed_stack.boto3_client("s3")
+
+
+@pytest.fixture(scope="module")
+def sqs(seaweed_stack: LocalStack) -> Any:
+    return seaweed_stack.boto3_client("sqs")
+
+
+@pytest.fixture(scope="module")
+def api(seaweed_stack: LocalStack) -> Api:
+    return Api(seaweed_stack.api_url)
 
 
 class Tap:
