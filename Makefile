@@ -13,7 +13,7 @@ LAMBDA_ARCH ?= x86_64
 # The compiled row kernel (upflow/core/scan.c, loaded through ctypes; see docs/processing.md).
 KERNEL := upflow/core/_scan.so
 
-.PHONY: dev test lint typecheck pytest web-test web package chromium kernel bench-upload bench-processor bench-browser clean
+.PHONY: dev test lint typecheck pytest web-test web package chromium kernel bench-upload bench-processor bench-browser bench-pipeline clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -72,6 +72,10 @@ bench-processor: $(INSTALLED) $(KERNEL)
 
 bench-browser: $(INSTALLED) $(WEB_DIST) chromium
 	$(BIN)/python bench/browser_upload.py
+
+# e.g. make bench-pipeline PIPELINE_ARGS="--size 64MiB --documents 10000"
+bench-pipeline: $(INSTALLED) $(KERNEL)
+	$(BIN)/python bench/pipeline.py $(PIPELINE_ARGS)
 
 clean:
 	rm -rf build api/vendor web/dist .pytest_cache .mypy_cache .ruff_cache $(KERNEL)
