@@ -29,7 +29,14 @@ from typing import Any
 
 from processor.finalize import advance, fail_upload
 from processor.model import active_item, active_uploads
-from processor.workitems import CHUNK_WORK, ITEM_PROCESSING, SHARD_WORK, WorkKind, record_failure
+from processor.workitems import (
+    CHUNK_WORK,
+    ITEM_PENDING,
+    ITEM_PROCESSING,
+    SHARD_WORK,
+    WorkKind,
+    record_failure,
+)
 from upflow.aws.sqs import Queue
 from upflow.definition import CHUNK_HANDLER, FUNCTIONS, VISIBILITY_TIMEOUT_FACTOR
 from upflow.server.states import (
@@ -147,10 +154,17 @@ def _recover_stuck(
     limits = services.config.limits
     resend: list[int] = []
     for item in kind.items(services.status, upload_id, ("index", "status", "updated_at", "attempts")):
-        if item["status"] != ITEM_PROCESSING or _seconds(item.get("updated_at")) > older_than:
+        # A `pending` item with an updated_at was sent back (re-parse, retry): its sender may have
+        # died before sending its message. The planner's pending items have none: their messages
+        # go out before the plan says it is whole, and a queue backlog is not a loss.
+        moved_back = item["status"] == ITEM_PENDING and "updated_at" in item
+        if (
+            not (item["status"] == ITEM_PROCESSING or moved_back)
+            or _seconds(item.get("updated_at")) > older_than
+        ):
             continue
         index = int(item["index"])
-        if int(item.get("attempts", 0)) >= limits.max_receives:
+        if item["status"] == ITEM_PROCESSING and int(item.get("attempts", 0)) >= limits.max_receives:
             error = RuntimeError(
                 f"no outcome after {int(item['attempts'])} attempts "
                 "(the function timed out or ran out of memory)"
