@@ -39,6 +39,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         extra_env={
             "UPFLOW_RETRY_BACKOFF_SECONDS": "1",
             "UPFLOW_PLAN_PAGE_CHUNKS": "2",
+            # The stack's scheduled reconciler runs, but not within a test's time: tests that
+            # need it call it (tests/integration/test_reconciler.py); it must not drain a DLQ
+            # another test is reading.
+            "UPFLOW_RECONCILE_EVERY_SECONDS": "86400",
             # Small shards, so every upload of a few hundred documents is reduced by several.
             "UPFLOW_DOCUMENTS_PER_SHARD": "150",
             # Every AWS request of every process, one line each (tests/integration/test_request_counts.py).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from typing import Any
 
@@ -111,3 +112,8 @@ def test_a_dead_lettered_chunk_fails_with_its_reason_and_retry_recovers_it(
     final = api.wait_final(upload_id, token, timeout=120)
     assert final["status"] in ("completed", "completed_with_errors")
     assert final["summary"]["rows_valid"] == expected.rows_valid
+
+
+def test_the_local_stack_runs_the_reconciler_on_its_schedule(stack: LocalStack) -> None:
+    pid = stack.pid_of("pump-reconciler-0")
+    os.kill(pid, 0)  # alive: the local stack's stand-in for the EventBridge schedule

@@ -1,5 +1,8 @@
 """The local queue pump: what Lambda's SQS event source mapping does, here.
 
+(And, with ``--role reconciler``, what the EventBridge schedule does: it calls the
+reconciler handler every ``reconcile_every_seconds``.)
+
 ``chalice local`` serves routes only. The pump long-polls the events and
 chunks queues on the local AWS, wraps the real messages in the Lambda SQS
 event shape and calls the very handler functions of ``api/app.py``; it
@@ -71,9 +74,23 @@ def _load_handlers() -> dict[str, tuple[Handler, str]]:
     }
 
 
+def reconcile_forever(handler: Handler, every: float, stopping: Callable[[], bool]) -> None:
+    """Call the scheduled handler every ``every`` seconds (first after one period, as a rate rule)."""
+    due = time.monotonic() + every
+    while not stopping():
+        if time.monotonic() < due:
+            time.sleep(min(0.5, max(0.0, due - time.monotonic())))
+            continue
+        try:
+            print(f"pump[reconciler]: {handler({}, None)}", file=sys.stderr)
+        except Exception as error:  # a failed pass is followed by the next, as on AWS
+            print(f"pump[reconciler]: {error!r}", file=sys.stderr)
+        due = time.monotonic() + every
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Feed SQS messages to upflow's handlers, like Lambda would.")
-    parser.add_argument("--role", choices=["events", "chunks"], required=True)
+    parser.add_argument("--role", choices=["events", "chunks", "reconciler"], required=True)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--wait-seconds", type=int, default=1)
     args = parser.parse_args(argv)
@@ -88,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     from upflow.aws.clients import sqs_client
 
+    if args.role == "reconciler":
+        from upflow.server.wiring import services_from_env
+
+        sys.path.insert(0, str(API_DIR))
+        chalice_app = importlib.import_module("app")
+        every = services_from_env().config.limits.reconcile_every_seconds
+        reconcile_forever(chalice_app.reconcile, every, lambda: stopping)
+        return 0
     handler, queue_name = _load_handlers()[args.role]
     queue = Queue(sqs_client(), queue_name)
     queue_arn = queue.arn()

@@ -114,10 +114,12 @@ def start_pump(
     env: Mapping[str, str],
     chunk_workers: int,
     log_dir: Path | None,
-    roles: tuple[str, ...] = ("events", "chunks"),
+    roles: tuple[str, ...] = ("events", "chunks", "reconciler"),
 ) -> list[Child]:
-    workers = ([("events", 0)] if "events" in roles else []) + (
-        [("chunks", index) for index in range(chunk_workers)] if "chunks" in roles else []
+    workers = (
+        ([("events", 0)] if "events" in roles else [])
+        + ([("chunks", index) for index in range(chunk_workers)] if "chunks" in roles else [])
+        + ([("reconciler", 0)] if "reconciler" in roles else [])
     )
     return [
         Child(
