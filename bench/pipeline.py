@@ -433,10 +433,11 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 def kind_of(child_name: str) -> str:
     """Group the stack's children: every chunk pump is one kind, and so on."""
-    if child_name.startswith("pump-chunks"):
-        return "chunk workers (pumps)"
-    if child_name.startswith("pump-events"):
-        return "planner (events pump)"
+    if child_name.startswith("pump-"):
+        role = child_name.removeprefix("pump-").rsplit("-", 1)[0]
+        return {"chunks": "chunk workers (pumps)", "events": "planner (events pump)"}.get(
+            role, f"{role} (pump)"
+        )
     if child_name == "chalice local":
         return "API (chalice local)"
     if child_name == "seaweedfs":

@@ -22,6 +22,7 @@ from bench.pipeline import (
     check_summary,
     check_totals,
     generate_csv,
+    kind_of,
     parse_size,
     text_cents,
 )
@@ -165,3 +166,11 @@ def test_the_summary_check_compares_every_count(tmp_path: Path) -> None:
 )
 def test_sizes(text: str, size: int) -> None:
     assert parse_size(text) == size
+
+
+def test_process_kinds_group_the_stack_s_children() -> None:
+    assert kind_of("pump-chunks-0") == kind_of("pump-chunks-11") == "chunk workers (pumps)"
+    assert kind_of("pump-events-0") == "planner (events pump)"
+    assert kind_of("pump-reconciler-0") == "reconciler (pump)"
+    assert kind_of("chalice local") == "API (chalice local)"
+    assert kind_of("moto") == "moto"
