@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import os
 import random
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -234,3 +238,17 @@ def in_shards(
 def expected_order(shards: Sequence[Sequence[Total]]) -> list[dict[str, Any]]:
     """Shard by shard, by document inside each: the order the results API pages in."""
     return [total.as_api() for shard in shards for total in sorted(shard, key=lambda t: t.document)]
+
+
+def run_cli(args: list[str], home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The ``upflow`` command in a subprocess, with its own home (journal) and no UPFLOW_* leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPFLOW_")}
+    env.update({"UPFLOW_HOME": str(home), "PYTHONUNBUFFERED": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "upflow.client.cli", *args],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -11,28 +11,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from csvgen import generate
+from support import run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 SUMMARY_FIELDS = ["upload_id", "status", "rows_total", "rows_valid", "rows_invalid", "errors", "amount_valid"]
 
 
 def cli(args: list[str], home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UPFLOW_")}
-    env.update({"UPFLOW_HOME": str(home), "PYTHONUNBUFFERED": "1"})
-    return subprocess.run(
-        [sys.executable, "-m", "upflow.client.cli", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(args, home, timeout)
 
 
 def test_upload_wait_json_check_report_and_retry(api_url: str, tmp_path: Path) -> None:

@@ -9,21 +9,17 @@ The CLI runs as a subprocess, finding the upload's token in its journal like aft
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from csvgen import generate
-from support import Api, Total, expected_order, in_shards, random_totals, write_results
+from support import Api, Total, expected_order, in_shards, random_totals, run_cli, write_results
 
 from upflow.client.journal import Journal
 from upflow.definition import KiB, MiB
 from upflow.local.stack import LocalStack
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def new_upload(api: Api, filename: str = "data.csv") -> dict[str, Any]:
@@ -33,16 +29,7 @@ def new_upload(api: Api, filename: str = "data.csv") -> dict[str, Any]:
 
 
 def cli(args: list[str], home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UPFLOW_")}
-    env.update({"UPFLOW_HOME": str(home), "PYTHONUNBUFFERED": "1"})
-    return subprocess.run(
-        [sys.executable, "-m", "upflow.client.cli", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(args, home, timeout)
 
 
 @pytest.fixture(scope="module")
