@@ -10,6 +10,7 @@ import pytest
 import requests
 from support import Api, crc32_b64
 
+from processor.model import ACTIVE_PK
 from upflow.definition import TB, MiB
 from upflow.local.stack import LocalStack
 
@@ -40,6 +41,8 @@ def snapshot(stack: LocalStack, s3: Any, dynamodb: Any) -> Snapshot:
     busy: set[str] = set()
     for item in dynamodb.scan(TableName=stack.names.status_table)["Items"]:
         pk = item["pk"]["S"]
+        if pk == ACTIVE_PK:
+            continue  # the reconciler's index: processing of earlier uploads changes it, no request does
         items.setdefault(pk, []).append(repr(sorted(item.items())))
         if item["sk"]["S"] == "META" and item.get("status", {}).get("S") in BUSY:
             busy.add(pk)
