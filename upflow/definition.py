@@ -352,3 +352,58 @@ def runtime_config_from_env(env: Mapping[str, str] | None = None) -> RuntimeConf
         web_origin=env.get("UPFLOW_WEB_ORIGIN", "*"),
         local_rate_limit=local_rate_limit_from_env(env, limits),
     )
+
+
+# --- Observability: one metric namespace per stack, every metric the code emits ----
+# Powertools Metrics writes these as CloudWatch embedded metric format (EMF) records;
+# infra's dashboard and alarms name them from here, and a test holds the two equal.
+METRIC_SERVICE = "upflow"  # Powertools' "service" dimension on every metric
+
+
+def metrics_namespace(stack: str) -> str:
+    return f"upflow/{stack}"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One custom metric: its name, CloudWatch unit, and the function(s) that emit it."""
+
+    name: str
+    unit: str  # a CloudWatch unit name ("Count", "Bytes", "Milliseconds", "Count/Second")
+    emitted_by: tuple[str, ...]  # handler names (FUNCTIONS)
+
+
+METRIC_UPLOADS_INITIATED = MetricSpec("UploadsInitiated", "Count", (API_HANDLER,))
+METRIC_UPLOADS_COMPLETED = MetricSpec(
+    "UploadsCompleted", "Count", (CHUNK_HANDLER, PLANNER_HANDLER, RECONCILER_HANDLER)
+)
+METRIC_UPLOADS_FAILED = MetricSpec(
+    "UploadsFailed", "Count", (CHUNK_HANDLER, PLANNER_HANDLER, RECONCILER_HANDLER)
+)
+METRIC_UPLOADS_ABORTED = MetricSpec("UploadsAborted", "Count", (API_HANDLER,))
+METRIC_BYTES_UPLOADED = MetricSpec("BytesUploaded", "Bytes", (API_HANDLER,))
+METRIC_PARTS_SIGNED = MetricSpec("PartsSigned", "Count", (API_HANDLER,))
+METRIC_CHUNK_DURATION = MetricSpec("ChunkDuration", "Milliseconds", (CHUNK_HANDLER,))
+METRIC_REDUCE_DURATION = MetricSpec("ReduceDuration", "Milliseconds", (CHUNK_HANDLER,))
+METRIC_ROWS_PER_SECOND = MetricSpec("RowsPerSecond", "Count/Second", (CHUNK_HANDLER,))
+METRIC_ROWS_VALID = MetricSpec("RowsValid", "Count", (CHUNK_HANDLER,))
+METRIC_ROWS_INVALID = MetricSpec("RowsInvalid", "Count", (CHUNK_HANDLER,))
+METRIC_MESSAGES_REDRIVEN = MetricSpec("MessagesRedriven", "Count", (RECONCILER_HANDLER, API_HANDLER))
+METRIC_MESSAGES_DEAD_LETTERED = MetricSpec("MessagesDeadLettered", "Count", (RECONCILER_HANDLER,))
+METRIC_SPECULATION_MISSES = MetricSpec("SpeculationMisses", "Count", (CHUNK_HANDLER, PLANNER_HANDLER))
+METRICS: tuple[MetricSpec, ...] = (
+    METRIC_UPLOADS_INITIATED,
+    METRIC_UPLOADS_COMPLETED,
+    METRIC_UPLOADS_FAILED,
+    METRIC_UPLOADS_ABORTED,
+    METRIC_BYTES_UPLOADED,
+    METRIC_PARTS_SIGNED,
+    METRIC_CHUNK_DURATION,
+    METRIC_REDUCE_DURATION,
+    METRIC_ROWS_PER_SECOND,
+    METRIC_ROWS_VALID,
+    METRIC_ROWS_INVALID,
+    METRIC_MESSAGES_REDRIVEN,
+    METRIC_MESSAGES_DEAD_LETTERED,
+    METRIC_SPECULATION_MISSES,
+)
