@@ -1,6 +1,7 @@
 """The REST API: Chalice's own swagger body pointed at the API function, its deployment and stage,
 throttled (stage method settings and a usage plan), with JSON gateway responses for the
-requests API Gateway itself refuses (429 throttled, 413 too large)."""
+requests API Gateway itself refuses (429 throttled, 413 too large). With ``upflow:tracing`` the
+stage traces requests with X-Ray (the API function's segments join them)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,8 @@ def create_rest_api(
     function: aws.lambda_.Function,
     web_origin: pulumi.Input[str],
     limits: Limits,
+    *,
+    tracing: bool = False,
 ) -> RestApi:
     logical_id = artifacts.functions[API_HANDLER].logical_id
     body = pulumi.Output.all(function.invoke_arn, web_origin).apply(
@@ -122,6 +125,7 @@ def create_rest_api(
         rest_api=api.id,
         deployment=deployment.id,
         stage_name=artifacts.stage_name,
+        xray_tracing_enabled=tracing,
         opts=child,
     )
     # Every method of the stage: at most api_rate_limit requests per second, bursts of

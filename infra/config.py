@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,9 @@ CONFIG_KEYS = (
         for field in ("MemoryMb", "TimeoutSeconds")
     ),
     "lambdaArchitecture",
+    "powertoolsLayerArn",
+    "logLevel",
+    "tracing",
     "logRetentionDays",
     "forceDestroyUploads",
     "buildDir",
@@ -98,6 +102,16 @@ DLQ_AGE_ALARM_PERIODS = 3
 # EventBridge schedules have a granularity of one minute.
 SCHEDULE_UNIT_SECONDS = 60
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# Where the AWS provider takes its region when ``aws:region`` is not set (in this order).
+REGION_ENV_VARS = ("AWS_REGION", "AWS_DEFAULT_REGION")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+# Powertools Logger's levels (``upflow:logLevel`` → POWERTOOLS_LOG_LEVEL).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_LOG_LEVEL = "INFO"
+# A Lambda layer version ARN (``upflow:powertoolsLayerArn``).
+_LAYER_ARN = re.compile(
+    r"arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):\d{12}:layer:(?P<layer>[A-Za-z0-9_-]{1,140}):\d+"
+)
 
 
 class ConfigError(pulumi.RunError):
@@ -110,6 +124,9 @@ class StackConfig:
 
     names: ResourceNames
     token_secret: pulumi.Input[str]
+    # The stack's AWS region (``aws:region``): the dashboard's widgets and the default
+    # Powertools layer ARN name it.
+    region: str
     limits: Limits = field(default_factory=Limits)
     functions: Mapping[str, FunctionSpec] = field(default_factory=lambda: dict(FUNCTIONS))
     # None: the CloudFront URL of the site (https://<id>.cloudfront.net).
@@ -126,6 +143,13 @@ class StackConfig:
     events_age_alarm_seconds: int | None = None
     chunks_age_alarm_seconds: int | None = None
     dlq_age_alarm_seconds: int | None = None
+    # X-Ray active tracing of every function and the API stage (``upflow:tracing``).
+    tracing: bool = False
+    # POWERTOOLS_LOG_LEVEL of every function (``upflow:logLevel``).
+    log_level: str = DEFAULT_LOG_LEVEL
+    # The Powertools layer every function gets; None: the AWS-published one for the
+    # region, architecture and runtime (infra.functions.powertools_layer_arn).
+    powertools_layer_arn: str | None = None
 
     def __post_init__(self) -> None:
         validate(self)
@@ -234,6 +258,34 @@ def validate(config: StackConfig) -> None:
         raise ConfigError(
             f"lambdaArchitecture {config.architecture!r} is not one of {', '.join(ARCHITECTURES)}"
         )
+    if not _REGION.fullmatch(config.region):
+        raise ConfigError(f"aws:region {config.region!r} is not an AWS region name (e.g. eu-west-1)")
+    if config.log_level not in LOG_LEVELS:
+        raise ConfigError(f"logLevel {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if config.powertools_layer_arn is not None:
+        validate_layer_arn(config.powertools_layer_arn, config.region, config.architecture)
+
+
+def validate_layer_arn(arn: str, region: str, architecture: str) -> None:
+    """A layer version ARN in the stack's region; an AWS Powertools layer's name says its
+    architecture (``…-x86_64``, ``…-arm64``), which must be the functions'."""
+    match = _LAYER_ARN.fullmatch(arn)
+    if match is None:
+        raise ConfigError(
+            f"powertoolsLayerArn {arn!r} is not a layer version ARN "
+            "(arn:aws:lambda:<region>:<account>:layer:<name>:<version>)"
+        )
+    if match["region"] != region:
+        raise ConfigError(
+            f"powertoolsLayerArn is in {match['region']}, but the stack is in {region}: "
+            "Lambda only attaches layers of the function's own region"
+        )
+    layer = match["layer"]
+    other = [arch for arch in ARCHITECTURES if arch != architecture and layer.endswith(f"-{arch}")]
+    if other:
+        raise ConfigError(
+            f"powertoolsLayerArn {layer!r} is built for {other[0]}, but lambdaArchitecture is {architecture}"
+        )
 
 
 def visibility_timeout(consumer: FunctionSpec) -> int:
@@ -288,6 +340,7 @@ def load_config(stack: str | None = None) -> StackConfig:
     return StackConfig(
         names=names_for(stack, config.get("bucketSuffix") or ""),
         token_secret=config.require_secret("tokenSecret"),
+        region=stack_region(),
         limits=limits,
         functions=functions,
         web_origin=config.get("webOrigin") or None,
@@ -300,7 +353,20 @@ def load_config(stack: str | None = None) -> StackConfig:
         events_age_alarm_seconds=_optional_int(config, "eventsAgeAlarmSeconds"),
         chunks_age_alarm_seconds=_optional_int(config, "chunksAgeAlarmSeconds"),
         dlq_age_alarm_seconds=_optional_int(config, "dlqAgeAlarmSeconds"),
+        tracing=config.get_bool("tracing") or False,
+        log_level=(config.get("logLevel") or DEFAULT_LOG_LEVEL).upper(),
+        powertools_layer_arn=config.get("powertoolsLayerArn") or None,
     )
+
+
+def stack_region() -> str:
+    """The region the AWS provider deploys to: ``aws:region``, else the environment's."""
+    region = pulumi.Config("aws").get("region") or next(
+        (os.environ[name] for name in REGION_ENV_VARS if os.environ.get(name)), None
+    )
+    if not region:
+        raise ConfigError("no AWS region: pulumi config set aws:region eu-west-1 (or export AWS_REGION)")
+    return region
 
 
 def _optional_int(config: pulumi.Config, key: str) -> int | None:

@@ -1,6 +1,10 @@
 """One Lambda function per Chalice handler, each with its own role, log group and (for
 the SQS consumers) an event source mapping that reports partial batch failures and caps
-how many invocations it runs at once. The reconciler is run by a schedule (infra/schedule.py)."""
+how many invocations it runs at once. The reconciler is run by a schedule (infra/schedule.py).
+
+Every function gets the AWS-published Powertools for AWS Lambda (Python) layer (Logger,
+Metrics, Tracer: the deployment zip does not carry the library) and Powertools' settings in
+its environment; ``upflow:tracing`` turns on X-Ray active tracing."""
 
 from __future__ import annotations
 
@@ -13,8 +17,39 @@ import pulumi_aws as aws
 
 from infra import policies
 from infra.chalice_artifacts import ChaliceArtifacts
-from infra.config import StackConfig, visibility_timeout
-from upflow.definition import CHUNK_HANDLER, FUNCTIONS, PLANNER_HANDLER, Limits
+from infra.config import ConfigError, StackConfig, visibility_timeout
+from upflow.definition import (
+    CHUNK_HANDLER,
+    FUNCTIONS,
+    METRIC_SERVICE,
+    PLANNER_HANDLER,
+    Limits,
+    metrics_namespace,
+)
+
+# The Powertools for AWS Lambda (Python) layers AWS publishes, one per Python version and
+# architecture: arn:aws:lambda:<region>:017000801446:layer:AWSLambdaPowertoolsPythonV3-<py>-<arch>:<n>.
+POWERTOOLS_LAYER_ACCOUNT = "017000801446"
+POWERTOOLS_LAYER_PREFIX = "AWSLambdaPowertoolsPythonV3"
+# Layer version 27 holds Powertools 3.23.0 (the newest whose number could be checked offline;
+# requirements.txt pins 3.37.0 for local runs and tests). Resolve the layer of another release
+# with `aws ssm get-parameter --name /aws/service/powertools/python/<arch>/python3.11/<version>`
+# and set upflow:powertoolsLayerArn (docs/deploy.md).
+POWERTOOLS_LAYER_VERSION = 27
+# Regions outside the commercial partition (China, GovCloud) publish the layer from other
+# accounts: those stacks must set upflow:powertoolsLayerArn.
+_OTHER_PARTITION_REGIONS = ("cn-", "us-gov-")
+# Powertools' own environment variables.
+POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+POWERTOOLS_TRACE_DISABLED = "POWERTOOLS_TRACE_DISABLED"
+# What X-Ray active tracing needs from a function's role (xray:PutTraceSegments,
+# PutTelemetryRecords, sampling rules). X-Ray's actions take no resource ARN: this managed
+# policy's Resource "*" is the one wildcard a role gets, and only while upflow:tracing is on.
+XRAY_WRITE_POLICY_ARN = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"
+TRACING_ACTIVE = "Active"
+TRACING_PASS_THROUGH = "PassThrough"  # Lambda's default: trace only what a caller sampled
 
 
 @dataclass(frozen=True)
@@ -25,6 +60,7 @@ class Deployed:
     role: aws.iam.Role
     log_group: aws.cloudwatch.LogGroup
     access_policy: aws.iam.RolePolicy
+    xray_access: aws.iam.RolePolicyAttachment | None  # while upflow:tracing is on
 
 
 @dataclass(frozen=True)
@@ -57,12 +93,44 @@ def stuck_after_seconds(config: StackConfig) -> int:
     return config.limits.stuck_after_seconds or visibility_timeout(config.functions[CHUNK_HANDLER])
 
 
+def powertools_layer_arn(region: str, architecture: str, runtime: str) -> str:
+    """The AWS-published Powertools layer for a Lambda runtime (``python3.11``) and architecture."""
+    if region.startswith(_OTHER_PARTITION_REGIONS):
+        raise ConfigError(
+            f"{region} is outside the aws partition, where Powertools' layers come from other "
+            "accounts: set upflow:powertoolsLayerArn"
+        )
+    python = runtime.replace(".", "")  # python3.11 → python311
+    return (
+        f"arn:aws:lambda:{region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
+        f"{POWERTOOLS_LAYER_PREFIX}-{python}-{architecture}:{POWERTOOLS_LAYER_VERSION}"
+    )
+
+
+def layer_arn(config: StackConfig, runtime: str) -> str:
+    """``upflow:powertoolsLayerArn``, else the AWS-published layer for the stack."""
+    return config.powertools_layer_arn or powertools_layer_arn(config.region, config.architecture, runtime)
+
+
+def powertools_environment(config: StackConfig) -> dict[str, str]:
+    """Powertools' settings: service and namespace of every metric (upflow.definition), the
+    log level, and the tracer off unless X-Ray traces the function."""
+    return {
+        POWERTOOLS_SERVICE_NAME: METRIC_SERVICE,
+        POWERTOOLS_METRICS_NAMESPACE: metrics_namespace(config.names.stack),
+        POWERTOOLS_LOG_LEVEL: config.log_level,
+        POWERTOOLS_TRACE_DISABLED: "false" if config.tracing else "true",
+    }
+
+
 def plain_environment(config: StackConfig) -> dict[str, str]:
-    """The non-secret variables ``runtime_config_from_env`` reads (minus the web origin).
+    """The non-secret variables ``runtime_config_from_env`` reads (minus the web origin), and
+    Powertools' settings.
 
     ``names.as_env()`` includes both DLQs (the reconciler drains them)."""
     names, limits = config.names, config.limits
     return {
+        **powertools_environment(config),
         **names.as_env(),
         "UPFLOW_CHUNK_SIZE": str(limits.chunk_size),
         "UPFLOW_MAX_UPLOAD_SIZE": str(limits.max_upload_size),
@@ -123,6 +191,13 @@ def create_functions(
             policy=log_group.arn.apply(lambda arn: json.dumps(policies.logs_policy(arn))),
             opts=child,
         )
+        xray = (
+            aws.iam.RolePolicyAttachment(
+                f"{handler}-xray", role=role.name, policy_arn=XRAY_WRITE_POLICY_ARN, opts=child
+            )
+            if config.tracing
+            else None
+        )
         function = aws.lambda_.Function(
             handler,
             name=name,
@@ -134,9 +209,13 @@ def create_functions(
             memory_size=spec.memory_mb,
             timeout=spec.timeout_seconds,
             environment={"variables": env},
-            opts=pulumi.ResourceOptions(depends_on=[log_group, access, logs]),
+            layers=[layer_arn(config, template.runtime)],
+            tracing_config={"mode": TRACING_ACTIVE if config.tracing else TRACING_PASS_THROUGH},
+            opts=pulumi.ResourceOptions(
+                depends_on=[log_group, access, logs, *([xray] if xray is not None else [])]
+            ),
         )
-        deployed[handler] = Deployed(function, role, log_group, access)
+        deployed[handler] = Deployed(function, role, log_group, access, xray)
     return deployed
 
 

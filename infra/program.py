@@ -9,6 +9,7 @@ from infra.alarms import create_alarms
 from infra.api_gateway import create_rest_api
 from infra.chalice_artifacts import read_artifacts, require_architecture
 from infra.config import StackConfig
+from infra.dashboard import create_dashboard
 from infra.events import route_object_created
 from infra.functions import consumers, create_event_source_mappings, create_functions
 from infra.queues import queue_with_dlq
@@ -68,8 +69,26 @@ def define(config: StackConfig) -> dict[str, pulumi.Output[str]]:
     functions = create_functions(config, artifacts, arns, web_origin)
     create_event_source_mappings(functions, consumers(limits, events.queue, chunks.queue))
     schedule_reconciler(config, functions[RECONCILER_HANDLER])
-    monitoring = create_alarms(config, events, chunks)
-    api = create_rest_api(names, artifacts, functions[API_HANDLER].function, web_origin, limits)
+    lambdas = {handler: deployed.function for handler, deployed in functions.items()}
+    monitoring = create_alarms(
+        config,
+        events,
+        chunks,
+        lambdas,
+        [(names.status_table, status_table), (names.results_table, results_table)],
+    )
+    dashboard = create_dashboard(
+        names.stack,
+        config.region,
+        lambdas,
+        [events.queue, events.dlq, chunks.queue, chunks.dlq],
+        [status_table, results_table],
+        uploads.bucket,
+        uploads.request_metrics,
+    )
+    api = create_rest_api(
+        names, artifacts, functions[API_HANDLER].function, web_origin, limits, tracing=config.tracing
+    )
     publish_site(site, files, api.url)
 
     return {
@@ -90,6 +109,7 @@ def define(config: StackConfig) -> dict[str, pulumi.Output[str]]:
         "chunks_queue_url": chunks.queue.url,
         "chunks_dlq_url": chunks.dlq.url,
         "alarm_topic_arn": monitoring.topic.arn,
+        "dashboard_url": dashboard.url,
     }
 
 

@@ -1,5 +1,6 @@
 """The uploads bucket: private, encrypted, TLS-only, CORS for the web page, events to EventBridge,
-and a lifecycle per prefix (upflow.definition.Limits.expiry_days_by_prefix)."""
+a lifecycle per prefix (upflow.definition.Limits.expiry_days_by_prefix), and S3 request metrics
+(4xx/5xx errors, for the dashboard)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ from upflow.definition import (
 # Infra-only: how long browsers may cache the CORS preflight answer.
 CORS_MAX_AGE_SECONDS = 3000
 ABORT_MPU_RULE_ID = "abort-incomplete-multipart-uploads"
+# S3 publishes request metrics (AWS/S3 4xxErrors, 5xxErrors, ...; dimensions BucketName and
+# FilterId) only for a bucket's request-metrics configurations, each named by its filter id.
+# One for the whole bucket (no filter): the name the S3 console gives such a filter.
+REQUEST_METRICS_FILTER_ID = "EntireBucket"
 
 
 def expire_rule_id(prefix: str) -> str:
@@ -63,6 +68,7 @@ class UploadsBucket:
     bucket: aws.s3.Bucket
     policy: aws.s3.BucketPolicy
     notification: aws.s3.BucketNotification
+    request_metrics: aws.s3.BucketMetric
 
 
 def private_bucket(
@@ -124,4 +130,9 @@ def create_uploads_bucket(
     notification = aws.s3.BucketNotification(
         "uploads-notification", bucket=bucket.id, eventbridge=True, opts=child
     )
-    return UploadsBucket(bucket, policy, notification)
+    # Paid per metric (CloudWatch custom-metric pricing); what shows expired or refused part
+    # URLs (403s on presigned PUTs) and S3-side failures.
+    request_metrics = aws.s3.BucketMetric(
+        "uploads-request-metrics", bucket=bucket.id, name=REQUEST_METRICS_FILTER_ID, opts=child
+    )
+    return UploadsBucket(bucket, policy, notification, request_metrics)

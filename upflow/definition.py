@@ -96,6 +96,10 @@ class Limits:
     # A failed message becomes visible again after base * 2**(receives-1) seconds.
     retry_backoff_seconds: int = 10
     first_errors_shown: int = 20
+    # A chunk's error file and the error report go to S3 in parts of this size as they are
+    # written (memory holds about one part); the finaliser grows it, in whole MiB, for a
+    # report that would need more than 10,000 parts.
+    report_part_size: int = 8 * MiB
     # Reduce: R grows so no shard writes more than this many documents (estimated) ...
     documents_per_shard: int = 20_000
     # ... nor reads more than this many partial records (a document once per chunk it is in).
@@ -108,6 +112,8 @@ class Limits:
             )
         if self.min_part_size < S3_MIN_PART_SIZE:
             raise ValueError("min_part_size is below S3's 5 MiB minimum")
+        if not S3_MIN_PART_SIZE <= self.report_part_size <= S3_MAX_PART_SIZE:
+            raise ValueError("report_part_size must be within S3's part sizes (5 MiB to 5 GiB)")
         if not 1 <= self.max_parts <= S3_MAX_PARTS:
             raise ValueError("max_parts must be within 1..10000")
         if self.lifecycle_days < 1:
@@ -304,7 +310,7 @@ def _int_env(env: Mapping[str, str], key: str, default: int) -> int:
 def runtime_config_from_env(env: Mapping[str, str] | None = None) -> RuntimeConfig:
     """Build the runtime config from ``UPFLOW_*`` variables (Lambda and local alike)."""
     env = os.environ if env is None else env
-    stack = env.get("UPFLOW_STACK", "local")
+    stack = stack_from_env(env)
     defaults = names_for(stack)
     names = ResourceNames(
         stack=stack,
@@ -364,6 +370,11 @@ def metrics_namespace(stack: str) -> str:
     return f"upflow/{stack}"
 
 
+def stack_from_env(env: Mapping[str, str]) -> str:
+    """The stack a process belongs to (``UPFLOW_STACK``; ``local`` when unset)."""
+    return env.get("UPFLOW_STACK", "local")
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """One custom metric: its name, CloudWatch unit, and the function(s) that emit it."""
@@ -390,7 +401,9 @@ METRIC_ROWS_VALID = MetricSpec("RowsValid", "Count", (CHUNK_HANDLER,))
 METRIC_ROWS_INVALID = MetricSpec("RowsInvalid", "Count", (CHUNK_HANDLER,))
 METRIC_MESSAGES_REDRIVEN = MetricSpec("MessagesRedriven", "Count", (RECONCILER_HANDLER, API_HANDLER))
 METRIC_MESSAGES_DEAD_LETTERED = MetricSpec("MessagesDeadLettered", "Count", (RECONCILER_HANDLER,))
-METRIC_SPECULATION_MISSES = MetricSpec("SpeculationMisses", "Count", (CHUNK_HANDLER, PLANNER_HANDLER))
+METRIC_SPECULATION_MISSES = MetricSpec(
+    "SpeculationMisses", "Count", (CHUNK_HANDLER, PLANNER_HANDLER, RECONCILER_HANDLER)
+)
 METRICS: tuple[MetricSpec, ...] = (
     METRIC_UPLOADS_INITIATED,
     METRIC_UPLOADS_COMPLETED,
@@ -407,3 +420,12 @@ METRICS: tuple[MetricSpec, ...] = (
     METRIC_MESSAGES_DEAD_LETTERED,
     METRIC_SPECULATION_MISSES,
 )
+
+# --- Structured logs: the keys every handler's JSON lines carry (Powertools Logger) ----
+# Besides Powertools' own (level, message, timestamp, service, location, exception) and the
+# invocation's: cold_start, function_name, function_request_id, function_memory_size.
+LOG_KEY_UPLOAD = "upload_id"
+LOG_KEY_CHUNK = "chunk"  # the chunk index (map work)
+LOG_KEY_SHARD = "shard"  # the shard index (reduce work)
+LOG_KEY_MESSAGE = "message_id"  # the SQS message being handled
+LOG_KEY_ATTEMPT = "attempt"  # its delivery: SQS ApproximateReceiveCount

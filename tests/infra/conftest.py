@@ -159,6 +159,7 @@ def make_config(chalice_build: Path, web_dist: Path) -> Callable[..., StackConfi
         values: dict[str, Any] = {
             "names": names_for("test", "abc"),
             "token_secret": pulumi.Output.secret(TOKEN_SECRET),
+            "region": REGION,
             "build_dir": chalice_build,
             "web_dist": web_dist,
         }

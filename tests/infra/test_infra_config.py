@@ -15,11 +15,13 @@ from infra.config import (
     DEFAULT_BUILD_DIR,
     DEFAULT_WEB_DIST,
     FUNCTION_CONFIG_PREFIX,
+    REGION_ENV_VARS,
     REPO_ROOT,
     ConfigError,
     StackConfig,
     load_config,
 )
+from infra.functions import powertools_layer_arn
 from upflow.definition import (
     API_HANDLER,
     CHUNK_HANDLER,
@@ -40,8 +42,11 @@ PATH_KEYS = {"buildDir", "webDist"}  # documented in docs/deploy.md, not needed 
 def stack_config():
     """Set `upflow:*` values as `pulumi config` would; cleared afterwards."""
 
-    def set_values(values: dict[str, str]) -> StackConfig:
-        pulumi.runtime.set_all_config({f"upflow:{k}": v for k, v in values.items()}, ["upflow:tokenSecret"])
+    def set_values(values: dict[str, str], *, region: str | None = "eu-west-1") -> StackConfig:
+        config = {f"upflow:{k}": v for k, v in values.items()}
+        if region is not None:
+            config["aws:region"] = region
+        pulumi.runtime.set_all_config(config, ["upflow:tokenSecret"])
         return load_config(stack="dev")
 
     yield set_values
@@ -237,9 +242,84 @@ def test_bucket_names_must_be_valid(stack_config):
 def test_redrive_needs_at_least_five_receives(receives):
     """AWS's guidance for Lambda SQS sources (a throttled batch counts as a receive)."""
     with pytest.raises(ConfigError, match="at least 5"):
-        StackConfig(names=names_for("dev"), token_secret="s", limits=Limits(max_receives=receives))
+        StackConfig(
+            names=names_for("dev"), token_secret="s", region="eu-west-1", limits=Limits(max_receives=receives)
+        )
 
 
 def test_every_handler_has_sizing_keys():
     assert set(FUNCTION_CONFIG_PREFIX) == set(FUNCTIONS)
     assert {"reconcilerMemoryMb", "reconcilerTimeoutSeconds"} <= set(CONFIG_KEYS)
+
+
+def test_observability_settings(stack_config):
+    defaults = stack_config({"tokenSecret": "s3cret"})
+    assert (defaults.tracing, defaults.log_level, defaults.powertools_layer_arn) == (False, "INFO", None)
+    assert defaults.region == "eu-west-1"
+    layer = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-arm64:30"
+    config = stack_config(
+        {
+            "tokenSecret": "s3cret",
+            "tracing": "true",
+            "logLevel": "debug",
+            "lambdaArchitecture": "arm64",
+            "powertoolsLayerArn": layer,
+        }
+    )
+    assert (config.tracing, config.log_level, config.powertools_layer_arn) == (True, "DEBUG", layer)
+    # Empty: the default layer.
+    assert stack_config({"tokenSecret": "s3cret", "powertoolsLayerArn": ""}).powertools_layer_arn is None
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"logLevel": "LOUD"}, "logLevel 'LOUD' is not one of DEBUG, INFO"),
+        ({"powertoolsLayerArn": "AWSLambdaPowertoolsPythonV3:3"}, "not a layer version ARN"),
+        (
+            {"powertoolsLayerArn": "arn:aws:lambda:us-east-1:017000801446:layer:X:1"},
+            "is in us-east-1, but the stack is in eu-west-1",
+        ),
+        (
+            {
+                "powertoolsLayerArn": (
+                    "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-arm64:27"
+                )
+            },
+            "built for arm64, but lambdaArchitecture is x86_64",
+        ),
+    ],
+)
+def test_bad_observability_settings_are_refused(stack_config, values, message):
+    with pytest.raises(ConfigError, match=message):
+        stack_config({"tokenSecret": "s3cret", **values})
+
+
+def test_the_region_comes_from_aws_region_or_the_environment(stack_config, monkeypatch):
+    for name in REGION_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="pulumi config set aws:region"):
+        stack_config({"tokenSecret": "s3cret"}, region=None)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+    assert stack_config({"tokenSecret": "s3cret"}, region=None).region == "ap-south-1"
+    assert stack_config({"tokenSecret": "s3cret"}, region="us-west-2").region == "us-west-2"
+    with pytest.raises(ConfigError, match="not an AWS region"):
+        stack_config({"tokenSecret": "s3cret"}, region="Ireland")
+
+
+def test_the_default_powertools_layer_follows_region_architecture_and_runtime():
+    assert powertools_layer_arn("eu-west-1", "x86_64", "python3.11") == (
+        "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:27"
+    )
+    assert powertools_layer_arn("ap-southeast-2", "arm64", "python3.12").endswith(
+        ":ap-southeast-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:27"
+    )
+    # Other partitions publish it from other accounts: the stack must name it.
+    for region in ("cn-north-1", "us-gov-west-1"):
+        with pytest.raises(ConfigError, match="powertoolsLayerArn"):
+            powertools_layer_arn(region, "x86_64", "python3.11")
+
+
+def test_deploy_doc_lists_every_setting():
+    text = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    assert [key for key in CONFIG_KEYS if f"`{key}`" not in text] == []

@@ -45,6 +45,7 @@ SCRIPT = textwrap.dedent(
 
 def test_main_runs_the_program_from_stack_config(chalice_build, web_dist, tmp_path):
     config = {
+        "aws:region": "eu-west-1",
         "upflow:tokenSecret": "s3cret",
         "upflow:bucketSuffix": "ci",
         "upflow:buildDir": str(chalice_build),
@@ -63,10 +64,12 @@ def test_main_runs_the_program_from_stack_config(chalice_build, web_dist, tmp_pa
     assert "aws:lambda/function:Function" in types
     assert "aws:apigateway/restApi:RestApi" in types
     assert "aws:cloudfront/distribution:Distribution" in types
+    assert "aws:cloudwatch/dashboard:Dashboard" in types
 
 
 def test_main_without_a_build_names_make_package(web_dist, tmp_path):
     config = {
+        "aws:region": "eu-west-1",
         "upflow:tokenSecret": "s3cret",
         "upflow:buildDir": str(tmp_path / "none"),
         "upflow:webDist": str(web_dist),

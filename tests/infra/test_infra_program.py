@@ -333,6 +333,11 @@ def test_function_environment(run, tuned):
             "UPFLOW_MAX_RECEIVES": "5",
             # The chunks queue's visibility timeout: 6 x the processor's timeout.
             "UPFLOW_STUCK_AFTER_SECONDS": str(6 * FUNCTIONS[CHUNK_HANDLER].timeout_seconds),
+            # Powertools (tests/infra/test_infra_observability.py covers their settings).
+            "POWERTOOLS_SERVICE_NAME": "upflow",
+            "POWERTOOLS_METRICS_NAMESPACE": "upflow/test",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_TRACE_DISABLED": "true",
         }
         # The reconciler drains both DLQs, which every function knows by name.
         assert (env["UPFLOW_EVENTS_DLQ"], env["UPFLOW_CHUNKS_DLQ"]) == (NAMES.events_dlq, NAMES.chunks_dlq)
@@ -683,8 +688,9 @@ def test_every_queue_alarms_on_its_oldest_messages_age(request, scenario, thresh
         assert alarm["treatMissingData"] == "notBreaching"
         assert alarm["alarmActions"] == [TOPIC_ARN]
         assert alarm["okActions"] == [TOPIC_ARN]
-    # Those and the two DLQ depth alarms, nothing else.
-    assert len(alarms) == len(thresholds) + 2
+    # Those and the two DLQ depth alarms are every queue alarm (the others: test_infra_observability).
+    sqs = {name for name, alarm in alarms.items() if alarm["namespace"] == "AWS/SQS"}
+    assert len(sqs) == len(thresholds) + 2
 
 
 # --- API Gateway ---------------------------------------------------------------
@@ -839,6 +845,10 @@ def test_stack_outputs(run):
     assert run.outputs["chunks_dlq_url"].endswith(f"/{NAMES.chunks_dlq}")
     assert run.outputs["web_origin"] == CLOUDFRONT_URL
     assert run.outputs["alarm_topic_arn"] == "arn:aws:sns:us-east-1:123456789012:upflow-test-alarms"
+    assert run.outputs["dashboard_url"] == (
+        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+        "#dashboards/dashboard/upflow-test"
+    )
 
 
 # --- missing artifacts ------------------------------------------------------------
