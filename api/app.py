@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -21,8 +22,12 @@ from processor.planner import plan_message
 from processor.reconciler import reconcile as reconcile_pass
 from processor.service import ProcessingService
 from processor.work import handle_work
+from upflow.aws import telemetry
+from upflow.aws.telemetry import logger
 from upflow.definition import (
+    API_HANDLER,
     CHUNK_HANDLER,
+    METRIC_MESSAGES_REDRIVEN,
     PLANNER_HANDLER,
     RECONCILER_HANDLER,
     Limits,
@@ -35,7 +40,10 @@ from upflow.server.results import ResultsService
 from upflow.server.uploads import HttpError
 from upflow.server.wiring import services_from_env
 
-app = Chalice(app_name="upflow")
+# Chalice's own log (a route's uncaught error) is the logger named after the app, "upflow": the
+# Powertools logger's (upflow.aws.telemetry), so its lines are JSON with the request's keys too.
+# Left to Chalice, it would take that logger over (its own handler, level ERROR).
+app = Chalice(app_name="upflow", configure_logs=False)
 app.api.binary_types.extend(["text/csv", "application/octet-stream"])
 app.api.cors = CORSConfig(
     allow_origin=os.environ.get("UPFLOW_WEB_ORIGIN", "*"),
@@ -135,6 +143,26 @@ def _local_limiter() -> RateLimiter | None:
     return RateLimiter(setting.rate, setting.burst)
 
 
+@app.middleware("http")  # registered first: the outermost, so it sees every answer (429s too)
+def observe(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """One JSON line per request, with the upload it names; the request's metrics flushed."""
+    with telemetry.invocation(API_HANDLER, event.lambda_context):
+        upload_id = (event.uri_params or {}).get("upload_id")
+        telemetry.work_on(upload_id[:64] if upload_id else None)  # as sent: bounded, not trusted
+        started = time.perf_counter()
+        response = get_response(event)
+        logger.info(
+            "request",
+            extra={
+                "method": event.method,
+                "route": event.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return response
+
+
 @app.middleware("http")
 def rate_limit(event: Request, get_response: Callable[[Request], Response]) -> Response:
     limiter = _local_limiter()
@@ -217,7 +245,7 @@ def abort_upload(upload_id: str) -> Response:
 def upload_status(upload_id: str) -> Response:
     def view() -> Any:
         _authorized(upload_id)
-        return services_from_env().uploads.status(upload_id)
+        return _processing().status(upload_id)
 
     return _handle(view)
 
@@ -250,7 +278,9 @@ def upload_results(upload_id: str) -> Response:
 def retry_upload(upload_id: str) -> Response:
     def view() -> Any:
         _authorized(upload_id)
-        return _processing().retry(upload_id)
+        answer = _processing().retry(upload_id)
+        telemetry.emit(METRIC_MESSAGES_REDRIVEN, answer["requeued"])
+        return answer
 
     return _handle(view)
 
@@ -285,8 +315,9 @@ def preview() -> Response:
     name=PLANNER_HANDLER,
 )
 def plan_object(event: SQSEvent) -> dict[str, Any]:
-    services = services_from_env()
-    return run_batch(services, event.to_dict()["Records"], lambda record: plan_message(services, record))
+    with telemetry.invocation(PLANNER_HANDLER, event.context):
+        services = services_from_env()
+        return run_batch(services, event.to_dict()["Records"], lambda record: plan_message(services, record))
 
 
 @app.on_sqs_message(
@@ -295,11 +326,13 @@ def plan_object(event: SQSEvent) -> dict[str, Any]:
     name=CHUNK_HANDLER,
 )
 def process_chunks(event: SQSEvent) -> dict[str, Any]:
-    services = services_from_env()
-    return run_batch(services, event.to_dict()["Records"], lambda record: handle_work(services, record))
+    with telemetry.invocation(CHUNK_HANDLER, event.context):
+        services = services_from_env()
+        return run_batch(services, event.to_dict()["Records"], lambda record: handle_work(services, record))
 
 
 @app.lambda_function(name=RECONCILER_HANDLER)
 def reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Run by an EventBridge schedule (infra) and by the local stack's loop."""
-    return reconcile_pass(services_from_env()).to_json()
+    with telemetry.invocation(RECONCILER_HANDLER, context):
+        return reconcile_pass(services_from_env()).to_json()

@@ -146,7 +146,9 @@ def _pipeline_objects(bucket_arn: str) -> list[Statement]:
             "ReadObjects",
         ),
         _allow(
-            ["s3:PutObject"],
+            # Error files and reports are streamed by multipart upload (PutObject rights), and
+            # one that fails is aborted (upflow.aws.s3.ObjectWriter).
+            ["s3:PutObject", "s3:AbortMultipartUpload"],
             objects(bucket_arn, CHUNK_ERRORS_PREFIX, PARTIALS_PREFIX, RESULTS_PREFIX, REPORTS_PREFIX),
             "WriteOutputs",
         ),

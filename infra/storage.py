@@ -35,7 +35,8 @@ def expire_rule_id(prefix: str) -> str:
 
 def lifecycle_rules(limits: Limits) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
     """The bucket's lifecycle: incomplete multipart uploads aborted after ``lifecycle_days``
-    (whole bucket: only uploads/ has any), and each prefix expired after its own days."""
+    (whole bucket: uploads/, and the error files and reports a killed worker was streaming), and
+    each prefix expired after its own days."""
     rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
         {
             "id": ABORT_MPU_RULE_ID,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from upflow.aws import telemetry
 from upflow.aws.sqs import Queue, queue_name_from_arn
+from upflow.aws.telemetry import logger
 from upflow.server.wiring import Services
-
-log = logging.getLogger("upflow.batch")
 
 Record = dict[str, Any]
 
@@ -36,12 +34,15 @@ def run_batch(
     """
     failures: list[dict[str, str]] = []
     for record in records:
-        try:
-            handle(record)
-        except Exception:
-            log.error("message %s failed:\n%s", record.get("messageId"), traceback.format_exc())
-            failures.append({"itemIdentifier": record["messageId"]})
-            _delay_retry(services, record)
+        # Every log line of the record's work carries its message id and attempt (and the
+        # upload, chunk or shard the handler names); its metrics are one EMF record.
+        with telemetry.sqs_message(record.get("messageId"), receive_count(record)):
+            try:
+                handle(record)
+            except Exception:
+                logger.exception("message failed; it stays on the queue")
+                failures.append({"itemIdentifier": record["messageId"]})
+                _delay_retry(services, record)
     return {"batchItemFailures": failures}
 
 
@@ -57,4 +58,4 @@ def _delay_retry(services: Services, record: Record) -> None:
     try:
         queue.change_visibility(record["receiptHandle"], delay)
     except Exception:  # best effort: without it the message simply waits out its visibility timeout
-        log.warning("could not delay retry of %s", record.get("messageId"))
+        logger.warning("could not delay the retry", exc_info=True)

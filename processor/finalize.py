@@ -10,12 +10,10 @@ callers racing, or one re-driven after a crash at any instant, reach the same st
 from __future__ import annotations
 
 import heapq
-import io
-import logging
 import struct
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -32,11 +30,20 @@ from processor.model import (
     shard_key,
     totals_key,
 )
+from upflow.aws import telemetry
 from upflow.aws.dynamo import ConditionFailed, Item, TransactionCancelled, Update, transact
+from upflow.aws.telemetry import logger
 from upflow.core.consolidation import estimate_distinct, merge_sketches, plan_shards, shard_count_for
 from upflow.core.dialect import ParserState, compose, decode_states, encode_states
-from upflow.core.report import UTF8_BOM, decode_chunk_errors, write_report
-from upflow.core.rules import RowError
+from upflow.core.report import (
+    UTF8_BOM,
+    ReportWriter,
+    chunk_row_errors,
+    iter_chunk_rows,
+    report_part_size,
+    report_size_bound,
+)
+from upflow.definition import METRIC_SPECULATION_MISSES, METRIC_UPLOADS_COMPLETED, METRIC_UPLOADS_FAILED
 from upflow.server.states import (
     CHUNK,
     CHUNK_COMPLETED,
@@ -52,7 +59,6 @@ from upflow.server.states import (
 from upflow.server.uploads import iso, upload_key
 from upflow.server.wiring import Services
 
-log = logging.getLogger("upflow.finalize")
 TOTALS_HEADER = b"document,type,rows,amount\n"
 TOP_DOCUMENTS = 10
 _SKETCH_VALUE = struct.Struct(">Q")
@@ -80,7 +86,12 @@ def fail_upload(
             guard.update(set={"error_code": code, "error_message": message, "updated_at": iso(time.time())}),
         )
     except ConditionFailed:
-        log.info("upload %s already left %s; not marking it failed", upload_id, from_states)
+        logger.info(
+            "not marking the upload failed: it has left those states", extra={"from_states": from_states}
+        )
+        return
+    telemetry.emit(METRIC_UPLOADS_FAILED, 1)
+    logger.warning("upload failed", extra={"error_code": code, "error_message": message})
 
 
 def advance(services: Services, upload_id: str) -> None:
@@ -155,6 +166,8 @@ def _plan_reduce(services: Services, upload_id: str) -> None:
         )
     except ConditionFailed:
         pass  # another caller planned it (maybe with another estimate): its plan stands
+    else:
+        logger.info("every chunk mapped; reduce planned", extra={"shard_total": shard_total})
     item = services.status.get(upload_key(upload_id))
     if item is not None and "shard_total" in item:
         _start_shards(services, upload_id, item)
@@ -187,7 +200,10 @@ def _reparse(services: Services, upload_id: str, wrong: Sequence[tuple[int, Pars
         except TransactionCancelled:
             continue  # another caller sent it back first
         requeued.append(index)
-    log.info("upload %s: chunks %s misspeculated, parsed again", upload_id, requeued)
+    if requeued:
+        # Chunks parsed twice: their speculated start state was not the true one.
+        telemetry.emit(METRIC_SPECULATION_MISSES, len(requeued))
+        logger.info("chunks misspeculated, parsed again", extra={"chunks": requeued})
     services.chunks.send_json([chunk_message(upload_id, index) for index in requeued])
 
 
@@ -241,50 +257,55 @@ def _after_reduce(services: Services, upload_id: str, item: Item) -> None:
         )
 
 
-def _chunk_errors(services: Services, upload_id: str) -> Iterator[tuple[int, Sequence[RowError]]]:
-    """(line breaks before the chunk, its errors) for every chunk, in file order."""
-    line_breaks_before = 0
-    for chunk in chunk_items(services.status, upload_id, projection=("index", "line_breaks", "errors_count")):
-        errors: Sequence[RowError] = ()
-        if int(chunk.get("errors_count", 0)):
-            errors = decode_chunk_errors(
-                services.store.get_bytes(chunk_errors_key(upload_id, int(chunk["index"])))
+def _write_report(services: Services, upload_id: str) -> list[dict[str, Any]]:
+    """Build the error report from the chunks' error files, streamed: each file is read from
+    its GET as it arrives and the report goes to S3 in parts as it is written (never whole in
+    memory, nor on disk). Answers the first errors, for the upload's status."""
+    limits = services.config.limits
+    # A few numbers per chunk (at most max_chunks): the parts are sized before the first one.
+    chunks = list(
+        chunk_items(
+            services.status, upload_id, projection=("index", "line_breaks", "errors_count", "errors_size")
+        )
+    )
+    counted = sum(int(chunk.get("errors_count", 0)) for chunk in chunks)
+    files_size = sum(int(chunk.get("errors_size", 0)) for chunk in chunks)
+    part_size = report_part_size(report_size_bound(files_size, counted), limits.report_part_size)
+    first_errors: list[dict[str, Any]] = []
+    with services.store.writer(report_key(upload_id), part_size, content_type="text/csv") as out:
+        report = ReportWriter(out)
+        line_breaks_before = 0
+        for chunk in chunks:
+            if int(chunk.get("errors_count", 0)):
+                with services.store.open_stream(chunk_errors_key(upload_id, int(chunk["index"]))) as stream:
+                    for batch in iter_chunk_rows(stream):
+                        report.write_rows(line_breaks_before, batch)
+                        wanted = limits.first_errors_shown - len(first_errors)
+                        for error in chunk_row_errors(batch[: max(0, wanted)]):
+                            first_errors.append(
+                                {
+                                    "line": 1 + line_breaks_before + error.line_offset,
+                                    "column": error.column,
+                                    "code": error.code,
+                                    "message": error.message,
+                                    "value": error.value[:200],
+                                }
+                            )
+            line_breaks_before += int(chunk["line_breaks"])
+        if report.rows != counted:
+            # A file that disagrees with its chunk's count was not written by the parse that
+            # completed the chunk (a stale delivery overwrote it): say so, but do not hold the
+            # upload back for it.
+            logger.error(
+                "error files and chunk counts disagree", extra={"rows": report.rows, "counted": counted}
             )
-        yield line_breaks_before, errors
-        line_breaks_before += int(chunk["line_breaks"])
+        out.finish()
+    return first_errors
 
 
 def _finalize_success(services: Services, upload_id: str, item: dict[str, Any]) -> None:
-    limit = services.config.limits.first_errors_shown
-    first_errors: list[dict[str, Any]] = []
-
-    def remember_first(
-        chunks: Iterator[tuple[int, Sequence[RowError]]],
-    ) -> Iterator[tuple[int, Sequence[RowError]]]:
-        for line_breaks_before, errors in chunks:
-            for error in errors:
-                if len(first_errors) >= limit:
-                    break
-                first_errors.append(
-                    {
-                        "line": 1 + line_breaks_before + error.line_offset,
-                        "column": error.column,
-                        "code": error.code,
-                        "message": error.message,
-                        "value": error.value[:200],
-                    }
-                )
-            yield line_breaks_before, errors
-
     key = report_key(upload_id)
-    # Spooled: small reports stay in memory, large ones go to Lambda's /tmp.
-    with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-        write_report(text, remember_first(_chunk_errors(services, upload_id)))
-        text.flush()
-        text.detach()  # hand the bytes back to `raw` without closing it
-        raw.seek(0)
-        services.store.upload_file(key, raw, content_type="text/csv")
+    first_errors = _write_report(services, upload_id)
     documents_total, top_documents = _write_totals(services, upload_id, int(item["shard_total"]))
     status = COMPLETED_WITH_ERRORS if int(item.get("rows_invalid", 0)) else COMPLETED
     try:
@@ -305,8 +326,10 @@ def _finalize_success(services: Services, upload_id: str, item: dict[str, Any]) 
             ),
         )
     except ConditionFailed:
-        log.info("upload %s was finalised by another caller", upload_id)
+        logger.info("the upload was finalised by another caller")
         return
+    telemetry.emit(METRIC_UPLOADS_COMPLETED, 1)
+    logger.info("upload finalised", extra={"status": status, "documents_total": documents_total})
     services.status.delete(active_item(upload_id))
 
 

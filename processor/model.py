@@ -27,7 +27,11 @@ _LAST_CHUNK_SORT_KEY = chunk_sort_key(999_999)
 
 
 def chunk_items(
-    status: Table, upload_id: str, projection: Sequence[str], before_index: int | None = None
+    status: Table,
+    upload_id: str,
+    projection: Sequence[str],
+    before_index: int | None = None,
+    consistent: bool = True,
 ) -> Iterator[Item]:
     """The upload's chunk items in chunk order (all, or those before ``before_index``)."""
     last = _LAST_CHUNK_SORT_KEY if before_index is None else chunk_sort_key(before_index - 1)
@@ -37,6 +41,7 @@ def chunk_items(
         sort_name="sk",
         sort_between=(chunk_sort_key(0), last),
         projection=projection,
+        consistent=consistent,
     )
 
 

@@ -11,15 +11,16 @@ invocation.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import Any
 
 from processor.batch import Record, receive_count
 from processor.finalize import advance, fail_upload
 from processor.model import active_item, chunk_key, chunk_message, plan_page_message
+from upflow.aws import telemetry
 from upflow.aws.dynamo import ConditionFailed, Update
 from upflow.aws.s3 import NoSuchKey
+from upflow.aws.telemetry import logger
 from upflow.core.chunking import chunk_count, chunk_size_for, plan_chunks
 from upflow.core.detect import FormatError, detect_format
 from upflow.core.naming import upload_id_from_key
@@ -27,13 +28,13 @@ from upflow.server.states import CHUNK, PROCESSING, UPLOAD, UPLOADED, UPLOADING
 from upflow.server.uploads import iso, upload_key
 from upflow.server.wiring import Services
 
-log = logging.getLogger("upflow.planner")
 # The upload states a plan starts from: the S3 event can arrive before the complete call answers.
 PLAN_FROM = (UPLOADING, UPLOADED)
 
 
 def plan_message(services: Services, record: Record) -> None:
     body: dict[str, Any] = json.loads(record["body"])
+    telemetry.work_on(_upload_id_of(body))
     try:
         _dispatch(services, body, record)
     except Exception as error:
@@ -64,17 +65,20 @@ def _dispatch(services: Services, body: dict[str, Any], record: Record) -> None:
         detail = body.get("detail", {})
         start_plan(services, str(detail.get("object", {}).get("key", "")))
     else:
-        log.warning("ignoring a message that is neither an S3 event nor a plan page: %.200s", record["body"])
+        logger.warning(
+            "ignoring a message that is neither an S3 event nor a plan page",
+            extra={"body": record["body"][:200]},
+        )
 
 
 def start_plan(services: Services, key: str) -> None:
     upload_id = upload_id_from_key(key)
     if upload_id is None:
-        log.warning("ignoring object %s outside the uploads layout", key)
+        logger.warning("ignoring an object outside the uploads layout", extra={"key": key})
         return
     item = services.status.get(upload_key(upload_id))
     if item is None or item.get("key") != key:
-        log.warning("ignoring object %s: no upload record matches it", key)
+        logger.warning("ignoring an object no upload record matches", extra={"key": key})
         return
     if "chunk_total" in item:
         # A duplicate event. If an earlier attempt died mid-plan, resume it.
@@ -82,13 +86,13 @@ def start_plan(services: Services, key: str) -> None:
             write_plan_page(services, upload_id, int(item.get("plan_next", 0)))
         return
     if item["status"] not in PLAN_FROM:
-        log.info("upload %s is %s; not planning", upload_id, item["status"])
+        logger.info("not planning: the upload is past planning", extra={"status": item["status"]})
         return
     limits = services.config.limits
     try:
         size = services.store.object_size(key)
     except NoSuchKey:
-        log.warning("object %s is gone (expired or deleted); not planning", key)
+        logger.warning("not planning: the object is gone (expired or deleted)", extra={"key": key})
         return
     head = services.store.read_range(key, 0, min(size, limits.sniff_bytes))
     try:
@@ -120,6 +124,15 @@ def start_plan(services: Services, key: str) -> None:
         )
     except ConditionFailed:
         return  # another delivery of the same event won the race
+    logger.info(
+        "planned",
+        extra={
+            "object_size": size,
+            "chunk_size": chunk_size,
+            "chunk_total": total,
+            "format": file_format.to_json(),
+        },
+    )
     write_plan_page(services, upload_id, 0)
 
 
@@ -128,8 +141,15 @@ def write_plan_page(services: Services, upload_id: str, first_index: int) -> Non
     if item is None or "chunk_total" not in item:
         raise RuntimeError(f"plan page for upload {upload_id} without a plan")
     total = int(item["chunk_total"])
-    if first_index >= total or int(item.get("plan_next", 0)) > first_index:
-        return  # this page was written by an earlier delivery
+    plan_next = int(item.get("plan_next", 0))
+    if first_index >= total:
+        return
+    if plan_next > first_index:
+        # This page was written by an earlier delivery, which may have died after counting it
+        # and before asking for the next page: ask again (a second page message is a no-op).
+        if plan_next == first_index + services.config.limits.plan_page_chunks and plan_next < total:
+            services.events.send_json([plan_page_message(upload_id, plan_next)])
+        return
     page = plan_chunks(
         int(item["object_size"]),
         int(item["chunk_size"]),

@@ -21,7 +21,6 @@ conditional write through the state machines.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,8 +36,16 @@ from processor.workitems import (
     WorkKind,
     record_failure,
 )
+from upflow.aws import telemetry
 from upflow.aws.sqs import Queue
-from upflow.definition import CHUNK_HANDLER, FUNCTIONS, VISIBILITY_TIMEOUT_FACTOR
+from upflow.aws.telemetry import logger
+from upflow.definition import (
+    CHUNK_HANDLER,
+    FUNCTIONS,
+    METRIC_MESSAGES_DEAD_LETTERED,
+    METRIC_MESSAGES_REDRIVEN,
+    VISIBILITY_TIMEOUT_FACTOR,
+)
 from upflow.server.states import (
     ABORTED,
     COMPLETED,
@@ -51,7 +58,6 @@ from upflow.server.states import (
 )
 from upflow.server.wiring import Services
 
-log = logging.getLogger("upflow.reconciler")
 _DLQ_BATCH = 10
 # Upload states with no work under way (a failed upload re-enters the list on retry).
 ENDED = frozenset({ABORTED, COMPLETED, COMPLETED_WITH_ERRORS, FAILED})
@@ -92,18 +98,24 @@ def reconcile(services: Services, now: float | None = None) -> Reconciled:
     stuck_after = stuck_after_seconds(services)
     for upload_id in active_uploads(services.status):
         report.uploads_checked += 1
-        upload = services.status.get({"pk": f"UPLOAD#{upload_id}", "sk": "META"})
-        if upload is None or upload["status"] in ENDED:
-            services.status.delete(active_item(upload_id))
-            continue
-        if upload["status"] not in (PROCESSING, REDUCING):
-            continue  # not started yet: the planner put it on the list just before it starts
-        kind = SHARD_WORK if upload["status"] == REDUCING else CHUNK_WORK
-        _recover_stuck(services, kind, upload_id, now - stuck_after, report)
-        advance(services, upload_id)
+        with telemetry.unit_of_work():  # each upload's lines and metrics carry its id
+            telemetry.work_on(upload_id)
+            _check_upload(services, upload_id, now - stuck_after, report)
     if report.dead_letters or report.failed or report.redriven:
-        log.warning("reconciled: %s", json.dumps(report.to_json()))
+        logger.warning("reconciled", extra=report.to_json())
     return report
+
+
+def _check_upload(services: Services, upload_id: str, older_than: float, report: Reconciled) -> None:
+    upload = services.status.get({"pk": f"UPLOAD#{upload_id}", "sk": "META"})
+    if upload is None or upload["status"] in ENDED:
+        services.status.delete(active_item(upload_id))
+        return
+    if upload["status"] not in (PROCESSING, REDUCING):
+        return  # not started yet: the planner put it on the list just before it starts
+    kind = SHARD_WORK if upload["status"] == REDUCING else CHUNK_WORK
+    _recover_stuck(services, kind, upload_id, older_than, report)
+    advance(services, upload_id)
 
 
 def _drain_dead_letters(services: Services, dlq: Queue, report: Reconciled) -> None:
@@ -115,11 +127,14 @@ def _drain_dead_letters(services: Services, dlq: Queue, report: Reconciled) -> N
         for message in messages:
             report.dead_letters += 1
             receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", limits.max_receives))
-            reason = RuntimeError(
-                f"dead-lettered after {receives} deliveries with no recorded outcome "
-                "(the function timed out or ran out of memory)"
-            )
-            _fail_dead_work(services, json.loads(message["Body"]), reason, report)
+            with telemetry.sqs_message(message.get("MessageId"), receives):
+                telemetry.emit(METRIC_MESSAGES_DEAD_LETTERED, 1)
+                reason = RuntimeError(
+                    f"dead-lettered after {receives} deliveries with no recorded outcome "
+                    "(the function timed out or ran out of memory)"
+                )
+                logger.warning("a dead-lettered message", extra={"queue": dlq.name})
+                _fail_dead_work(services, json.loads(message["Body"]), reason, report)
         dlq.delete([message["ReceiptHandle"] for message in messages])
 
 
@@ -129,6 +144,10 @@ def _fail_dead_work(services: Services, body: dict[str, Any], reason: Exception,
     if kind_name in ("chunk", "reduce") and upload_id:
         kind = CHUNK_WORK if kind_name == "chunk" else SHARD_WORK
         index = int(body["index" if kind is CHUNK_WORK else "shard"])
+        if kind is CHUNK_WORK:
+            telemetry.work_on(upload_id, chunk=index)
+        else:
+            telemetry.work_on(upload_id, shard=index)
         if record_failure(services, kind, upload_id, index, reason, final=True):
             report.failed.append(f"{upload_id}/{kind.name}/{index}")
         advance(services, upload_id)
@@ -138,6 +157,7 @@ def _fail_dead_work(services: Services, body: dict[str, Any], reason: Exception,
         key = str(body.get("detail", {}).get("object", {}).get("key", ""))
         upload_id = key.split("/")[1] if key.count("/") >= 2 else ""
     if upload_id:
+        telemetry.work_on(upload_id)
         fail_upload(
             services,
             upload_id,
@@ -178,6 +198,8 @@ def _recover_stuck(
         # timeout, unless the process took it (the local pump) — sending it again is harmless.
         services.chunks.send_json([kind.message(upload_id, index) for index in resend])
         report.redriven.extend(f"{upload_id}/{kind.name}/{index}" for index in resend)
+        telemetry.emit(METRIC_MESSAGES_REDRIVEN, len(resend))
+        logger.warning(f"{kind.name}s re-sent: their workers died", extra={"indexes": resend})
 
 
 def _seconds(iso_text: Any) -> float:

@@ -12,6 +12,7 @@ in one transaction, and asks :func:`processor.finalize.advance` what comes next.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -21,32 +22,37 @@ from processor.batch import Record, receive_count
 from processor.finalize import advance
 from processor.model import partial_key, shard_csv_key, shard_key
 from processor.workitems import ITEM_COMPLETED, SHARD_WORK, complete, mark_processing, record_failure
+from upflow.aws import telemetry
+from upflow.aws.telemetry import logger
 from upflow.core.consolidation import (
     PartialRecord,
     Shard,
     check_magic,
-    decode_records,
     index_range,
     largest,
     records_range,
-    reduce_records,
+    reduce_shard,
 )
 from upflow.core.money import cents_to_decimal
 from upflow.core.report import safe_cell
 from upflow.core.rules import decimal_str
-from upflow.definition import results_partition
+from upflow.definition import METRIC_REDUCE_DURATION, results_partition
 from upflow.server.uploads import upload_key
 from upflow.server.wiring import Services
 
 # Partials read at once: bounds the records in flight (and the threads) per reducer.
 _READ_WINDOW = 32
 _READ_THREADS = 16
+# Result writes in flight per reducer: slices of 20 BatchWriteItem requests, 4 at a time.
+_WRITE_SLICE = 500
+_WRITE_THREADS = 4
 TOP_DOCUMENTS = 10
 
 
 def reduce_message(services: Services, record: Record) -> None:
     body: dict[str, Any] = json.loads(record["body"])
     upload_id, shard = str(body["upload_id"]), int(body["shard"])
+    telemetry.work_on(upload_id, shard=shard)
     try:
         reduce_shard_once(services, upload_id, shard)
     except Exception as error:
@@ -62,22 +68,27 @@ def reduce_shard_once(services: Services, upload_id: str, index: int) -> None:
     if upload is None or item is None:
         raise RuntimeError(f"shard {index} of upload {upload_id} is not planned")
     if item["status"] != ITEM_COMPLETED:
+        started = time.perf_counter()
         mark_processing(services, SHARD_WORK, upload_id, index, item)
         shard = Shard(index, int(item["first_bucket"]), int(item["end_bucket"]))
-        totals = reduce_records(_shares(services, upload_id, int(upload["chunk_total"]), shard))
-        services.results.put_many([_result_item(upload_id, index, total) for total in totals])
+        totals = reduce_shard(_shares(services, upload_id, int(upload["chunk_total"]), shard))
+        _write_results(services, [_result_item(upload_id, index, total) for total in totals])
         services.store.put_bytes(shard_csv_key(upload_id, index), shard_csv(totals))
-        _complete(services, upload_id, index, totals)
+        if _complete(services, upload_id, index, totals):
+            seconds = time.perf_counter() - started
+            telemetry.emit(METRIC_REDUCE_DURATION, seconds * 1000)
+            logger.info(
+                "shard reduced", extra={"documents": len(totals), "duration_ms": round(seconds * 1000, 1)}
+            )
     # A redelivery of finished work re-checks what comes next: finalisation is never lost.
     advance(services, upload_id)
 
 
-def _shares(
-    services: Services, upload_id: str, chunk_total: int, shard: Shard
-) -> Iterator[list[PartialRecord]]:
-    """This shard's records of every chunk's partial, a window of chunks at a time."""
+def _shares(services: Services, upload_id: str, chunk_total: int, shard: Shard) -> Iterator[bytes]:
+    """This shard's records of every chunk's partial (raw bytes: the reduce parses them), a
+    window of chunks at a time."""
 
-    def read(chunk: int) -> list[PartialRecord]:
+    def read(chunk: int) -> bytes:
         key = partial_key(upload_id, chunk)
         lo, hi = index_range(shard.first_bucket, shard.end_bucket)
         if shard.first_bucket == 0:
@@ -88,11 +99,24 @@ def _shares(
         else:
             entries = services.store.read_range(key, lo, hi)
         start, end = records_range(entries, shard.first_bucket, shard.end_bucket)
-        return list(decode_records(services.store.read_range(key, start, end))) if end > start else []
+        return services.store.read_range(key, start, end) if end > start else b""
 
     with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
         for first in range(0, chunk_total, _READ_WINDOW):
             yield from pool.map(read, range(first, min(chunk_total, first + _READ_WINDOW)))
+
+
+def _write_results(services: Services, items: list[dict[str, Any]]) -> None:
+    """The shard's result items, a few BatchWriteItem requests in flight at once: a request
+    waits on the service for longer than it costs here (the puts are idempotent, so a
+    slice written twice after a crash is harmless)."""
+    slices = [items[at : at + _WRITE_SLICE] for at in range(0, len(items), _WRITE_SLICE)]
+    if len(slices) <= 1:
+        services.results.put_many(items)
+        return
+    with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
+        for _ in pool.map(services.results.put_many, slices):
+            pass  # re-raises the first failed slice's error
 
 
 def _result_item(upload_id: str, shard: int, total: PartialRecord) -> dict[str, Any]:
@@ -115,7 +139,7 @@ def shard_csv(totals: list[PartialRecord]) -> bytes:
     ).encode("ascii")
 
 
-def _complete(services: Services, upload_id: str, index: int, totals: list[PartialRecord]) -> None:
+def _complete(services: Services, upload_id: str, index: int, totals: list[PartialRecord]) -> bool:
     top = [
         {
             "document": t.document,
@@ -126,7 +150,7 @@ def _complete(services: Services, upload_id: str, index: int, totals: list[Parti
         for t in largest(totals, TOP_DOCUMENTS)
     ]
     amount: Decimal = cents_to_decimal(sum(t.cents for t in totals))
-    complete(
+    return complete(
         services,
         SHARD_WORK,
         upload_id,

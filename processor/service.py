@@ -5,18 +5,33 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from processor.model import chunk_items
 from processor.workitems import CHUNK_WORK, SHARD_WORK, requeue_failed
 from upflow.core.checker import preview
 from upflow.core.detect import FormatError
 from upflow.core.naming import sanitise_filename
+from upflow.server.chunkview import CHUNK_VIEW_ATTRIBUTES, chunk_view, empty_chunk_view
 from upflow.server.states import FAILED
-from upflow.server.uploads import HttpError, iso
+from upflow.server.uploads import HttpError, epoch_ms, iso, status_document
 from upflow.server.wiring import Services
 
 
 class ProcessingService:
     def __init__(self, services: Services) -> None:
         self._services = services
+
+    def status(self, upload_id: str) -> dict[str, Any]:
+        """The status document with the chunks' view (counts by state, timings, grid).
+
+        One Query of the upload's chunk items, eventually consistent (a view that may lag a
+        second): it reads, and is charged for, whole items, ~2.4 KB each (the sketch is most
+        of it), so ~3,000 read units and ~24 pages for 10,000 chunks (docs/design.md)."""
+        item = self._services.uploads.load(upload_id)
+        chunk_total = int(item.get("chunk_total", 0))
+        if not chunk_total:
+            return status_document(item, empty_chunk_view())
+        items = chunk_items(self._services.status, upload_id, CHUNK_VIEW_ATTRIBUTES, consistent=False)
+        return status_document(item, chunk_view(items, chunk_total, epoch_ms(time.time())))
 
     def error_report_url(self, upload_id: str) -> dict[str, Any]:
         item = self._services.uploads.load(upload_id)

@@ -13,7 +13,7 @@ Steps (docs/design.md, "The chunk rule" and "Exactly-once effects"):
 from __future__ import annotations
 
 import json
-import logging
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -21,25 +21,34 @@ from processor.batch import Record, receive_count
 from processor.finalize import advance, encode_sketch
 from processor.model import chunk_errors_key, chunk_key, partial_key
 from processor.workitems import CHUNK_WORK, complete, mark_processing, record_failure
+from upflow.aws import telemetry
 from upflow.aws.dynamo import Item
+from upflow.aws.telemetry import logger, traced
 from upflow.core.chunk import ChunkResult, process_chunk
 from upflow.core.chunking import ChunkRange
-from upflow.core.consolidation import Partial, PartialRecord, encode_partial
+from upflow.core.consolidation import Partial, encode_partial
 from upflow.core.detect import FileFormat
 from upflow.core.dialect import decode_states, encode_states
-from upflow.core.report import encode_chunk_errors
-from upflow.core.rules import DocumentTotals
+from upflow.core.report import ChunkErrorWriter
+from upflow.definition import (
+    METRIC_CHUNK_DURATION,
+    METRIC_ROWS_INVALID,
+    METRIC_ROWS_PER_SECOND,
+    METRIC_ROWS_VALID,
+)
 from upflow.server.states import CHUNK_COMPLETED
 from upflow.server.uploads import upload_key
 from upflow.server.wiring import Services
 
-log = logging.getLogger("upflow.worker")
 _TRANSACTION_ATTEMPTS = 8
+# Parsing and validating a chunk's rows: an X-Ray subsegment of its own when tracing is on.
+_parse = traced(process_chunk)
 
 
 def process_message(services: Services, record: Record) -> None:
     body: dict[str, Any] = json.loads(record["body"])
     upload_id, index = str(body["upload_id"]), int(body["index"])
+    telemetry.work_on(upload_id, chunk=index)
     try:
         process_chunk_once(services, upload_id, index)
     except Exception as error:
@@ -59,18 +68,41 @@ def process_chunk_once(services: Services, upload_id: str, index: int) -> None:
         # caller that completed it may have died before advancing): re-check it.
         advance(services, upload_id)
         return
+    started = time.perf_counter()
     mark_processing(services, CHUNK_WORK, upload_id, index, chunk_item)
-    result, partial = map_chunk(services, upload_id, upload, chunk_item)
-    _complete(services, upload_id, index, result, partial)
+    result, partial, errors_size = map_chunk(services, upload_id, upload, chunk_item)
+    if _complete(services, upload_id, index, result, partial, errors_size):
+        _count_chunk(result, time.perf_counter() - started)
+    else:
+        logger.info("chunk mapped again; another delivery had completed it first")
     advance(services, upload_id)
+
+
+def _count_chunk(chunk: ChunkResult, seconds: float) -> None:
+    """The metrics of a chunk whose counts went into its upload (once per completed parse)."""
+    region = chunk.region
+    telemetry.emit(METRIC_CHUNK_DURATION, seconds * 1000)
+    telemetry.emit(METRIC_ROWS_PER_SECOND, region.rows_total / seconds if seconds > 0 else 0.0)
+    telemetry.emit(METRIC_ROWS_VALID, region.rows_valid)
+    telemetry.emit(METRIC_ROWS_INVALID, region.rows_invalid)
+    logger.info(
+        "chunk mapped",
+        extra={
+            "rows_total": region.rows_total,
+            "rows_valid": region.rows_valid,
+            "rows_invalid": region.rows_invalid,
+            "duration_ms": round(seconds * 1000, 1),
+        },
+    )
 
 
 def map_chunk(
     services: Services, upload_id: str, upload: Item, chunk_item: Item
-) -> tuple[ChunkResult, Partial]:
+) -> tuple[ChunkResult, Partial, int]:
     """The chunk's rows processed and its two objects (errors, partial) written: everything
     but the status. Safe to repeat: the objects are pure functions of the chunk's bytes and
-    its start state (speculated, or the true one ``advance`` set for a re-parse)."""
+    its start state (speculated, or the true one ``advance`` set for a re-parse). Answers
+    the result, the partial and the size of the error file (0: none written)."""
     key = str(upload["key"])
     index = int(chunk_item["index"])
     chunk = ChunkRange(index=index, start=int(chunk_item["start"]), end=int(chunk_item["end"]))
@@ -79,31 +111,35 @@ def map_chunk(
         raise RuntimeError(f"short read of chunk {index}: {len(data)} of {chunk.end - chunk.start} bytes")
     given = chunk_item.get("start_state")
     object_size = int(upload["object_size"])
-    result = process_chunk(
-        data,
-        chunk,
-        object_size,
-        FileFormat.from_json(upload["format"]),
-        lambda start, end: services.store.read_range(key, start, min(end, object_size)),
-        services.config.limits,
-        start_state=decode_states(str(given))[0] if given else None,
-    )
-    del data
+    limits = services.config.limits
+    # The errors go to S3 as they are found, in parts (the same parts on a redelivery): a
+    # chunk whose every row is invalid never holds its error file in memory. Nothing is
+    # kept (the multipart upload is aborted) when the parse fails or finds no error.
+    with services.store.writer(chunk_errors_key(upload_id, index), limits.report_part_size) as errors_out:
+        result = _parse(
+            data,
+            chunk,
+            object_size,
+            FileFormat.from_json(upload["format"]),
+            lambda start, end: services.store.read_range(key, start, min(end, object_size)),
+            limits,
+            start_state=decode_states(str(given))[0] if given else None,
+            errors=ChunkErrorWriter(errors_out),
+        )
+        del data
+        errors_size = errors_out.finish() if result.region.error_count else 0
     region = result.region
-    if region.errors:
-        services.store.put_bytes(chunk_errors_key(upload_id, index), encode_chunk_errors(region.errors))
-    partial = encode_partial(_records(region.totals))
+    totals = region.totals
+    partial = encode_partial(totals.documents, totals.doc_types, totals.rows, totals.cents)
     services.store.put_bytes(
         partial_key(upload_id, index), partial.data, content_type="application/octet-stream"
     )
-    return result, partial
+    return result, partial, errors_size
 
 
-def _records(totals: DocumentTotals) -> list[PartialRecord]:
-    return list(map(PartialRecord, totals.documents, totals.doc_types, totals.rows, totals.cents))
-
-
-def _complete(services: Services, upload_id: str, index: int, chunk: ChunkResult, partial: Partial) -> None:
+def _complete(
+    services: Services, upload_id: str, index: int, chunk: ChunkResult, partial: Partial, errors_size: int
+) -> bool:
     result = chunk.region
     error_counts = {f"err_{code}": count for code, count in result.errors_by_code.items() if count}
     counts: dict[str, int | Decimal] = {
@@ -114,7 +150,9 @@ def _complete(services: Services, upload_id: str, index: int, chunk: ChunkResult
         **error_counts,
     }
     fields = {
-        "errors_count": len(result.errors),
+        "errors_count": result.error_count,
+        # The error file's bytes: the finaliser sizes the report's parts from their sum.
+        "errors_size": errors_size,
         # What advance() composes: the true start states follow from every chunk's transfer
         # function; a chunk whose true state is not in `compatible` is parsed again.
         "parsed_state": encode_states([chunk.start_state]),
@@ -125,4 +163,4 @@ def _complete(services: Services, upload_id: str, index: int, chunk: ChunkResult
         "sketch": encode_sketch(partial.sketch),
         **counts,
     }
-    complete(services, CHUNK_WORK, upload_id, index, fields, counts)
+    return complete(services, CHUNK_WORK, upload_id, index, fields, counts)

@@ -38,7 +38,7 @@ from upflow.server.states import (
     UPLOAD,
     StateMachine,
 )
-from upflow.server.uploads import iso, upload_key
+from upflow.server.uploads import epoch_ms, iso, upload_key
 from upflow.server.wiring import Services
 
 # A shard's states carry a chunk's names (one table: tests/unit/test_state_machines.py).
@@ -76,8 +76,13 @@ SHARD_WORK = WorkKind(
 
 
 def mark_processing(services: Services, kind: WorkKind, upload_id: str, index: int, item: Item) -> None:
-    """Count an attempt; a late redelivery of an item already counted failed is un-counted."""
-    now = iso(time.time())
+    """Count an attempt; a late redelivery of an item already counted failed is un-counted.
+
+    ``started_at`` (epoch ms) is this attempt's start: the operators' view (``GET /uploads/{id}``)
+    times a completed item from it to ``finished_at``."""
+    clock = time.time()
+    now = iso(clock)
+    started = {"updated_at": now, "started_at": epoch_ms(clock)}
     if item["status"] == ITEM_FAILED:
         try:
             transact(
@@ -86,7 +91,7 @@ def mark_processing(services: Services, kind: WorkKind, upload_id: str, index: i
                     services.status.tx_update(
                         kind.key(upload_id, index),
                         kind.machine.condition(to=ITEM_PROCESSING, from_=ITEM_FAILED).update(
-                            set={"updated_at": now}, add={"attempts": 1}
+                            set=started, add={"attempts": 1}
                         ),
                     ),
                     services.status.tx_update(upload_key(upload_id), Update(add={kind.failed_counter: -1})),
@@ -99,7 +104,7 @@ def mark_processing(services: Services, kind: WorkKind, upload_id: str, index: i
         services.status.update(
             kind.key(upload_id, index),
             kind.machine.condition(to=ITEM_PROCESSING, from_=(ITEM_PENDING, ITEM_PROCESSING)).update(
-                set={"updated_at": now}, add={"attempts": 1}
+                set=started, add={"attempts": 1}
             ),
         )
     except ConditionFailed:
@@ -116,17 +121,18 @@ def complete(
 ) -> bool:
     """Flip the item to ``completed`` with ``fields`` and add it (and ``upload_counts``) to the
     upload, in one transaction; False when another delivery completed it first (its counts
-    are in once)."""
+    are in once). ``finished_at`` (epoch ms) ends the item's timing (``mark_processing``)."""
+    clock = time.time()
     operations = [
         services.status.tx_update(
             kind.key(upload_id, index),
             kind.machine.condition(to=ITEM_COMPLETED, from_=ITEM_PROCESSING).update(
-                set={"updated_at": iso(time.time()), **fields}
+                set={"updated_at": iso(clock), "finished_at": epoch_ms(clock), **fields}
             ),
         ),
         services.status.tx_update(
             upload_key(upload_id),
-            Update(add={kind.done_counter: 1, **(upload_counts or {})}, set={"updated_at": iso(time.time())}),
+            Update(add={kind.done_counter: 1, **(upload_counts or {})}, set={"updated_at": iso(clock)}),
         ),
     ]
     for attempt in range(_TRANSACTION_ATTEMPTS):

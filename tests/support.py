@@ -240,15 +240,31 @@ def expected_order(shards: Sequence[Sequence[Total]]) -> list[dict[str, Any]]:
     return [total.as_api() for shard in shards for total in sorted(shard, key=lambda t: t.document)]
 
 
-def run_cli(args: list[str], home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """The ``upflow`` command in a subprocess, with its own home (journal) and no UPFLOW_* leaking in."""
+def _cli_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPFLOW_")}
     env.update({"UPFLOW_HOME": str(home), "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+def run_cli(args: list[str], home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The ``upflow`` command in a subprocess, with its own home (journal) and no UPFLOW_* leaking in."""
     return subprocess.run(
         [sys.executable, "-m", "upflow.client.cli", *args],
-        env=env,
+        env=_cli_env(home),
         cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start_cli(args: list[str], home: Path) -> subprocess.Popen[str]:
+    """``run_cli`` started, not waited for: its stdout a pipe read line by line (stderr too)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "upflow.client.cli", *args],
+        env=_cli_env(home),
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )

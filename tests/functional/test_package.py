@@ -3,7 +3,8 @@ Lambda, and works there.
 
 The zip is opened and every entry checked against an explicit allow-list; then it is unzipped and
 imported by a bare interpreter (-S -s: no site-packages) whose path holds only the unzipped folder
-plus boto3 and its dependencies -- what the Lambda Python runtime provides. An arm64 build (Debian's
+plus boto3 and its dependencies -- what the Lambda Python runtime provides -- and Powertools with the
+X-Ray SDK -- what the AWS-published Powertools layer provides. An arm64 build (Debian's
 aarch64 cross gcc) is checked for its architecture. Chalice caches the Lambda wheels of
 api/requirements.txt (none today) in api/.chalice/deployments.
 """
@@ -79,6 +80,10 @@ FORBIDDEN = (
 )
 # What the Lambda Python runtime ships besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "jmespath", "s3transfer", "dateutil", "urllib3", "six")
+# What the AWS-published Powertools for AWS Lambda (Python) layer adds (/opt/python in Lambda;
+# infra attaches it to every function): Powertools, and the X-Ray SDK its Tracer imports. The
+# zip never holds them (THIRD_PARTY stays empty).
+LAYER_PACKAGES = ("aws_lambda_powertools", "aws_xray_sdk", "wrapt", "typing_extensions")
 # Every route of docs/design.md, as API Gateway resource paths.
 ROUTES = {
     "/health": {"get"},
@@ -141,16 +146,26 @@ def unzipped(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return target
 
 
-@pytest.fixture(scope="session")
-def runtime_libs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding only boto3 and its dependencies (symlinked from this venv)."""
-    libs = tmp_path_factory.mktemp("lambda-runtime-libs")
-    for name in RUNTIME_PACKAGES:
+def linked_packages(folder: Path, names: tuple[str, ...]) -> Path:
+    """``folder`` holding only the packages ``names`` (symlinked from this venv)."""
+    for name in names:
         module = __import__(name)
         source = Path(module.__file__ or "")
         source = source.parent if source.name == "__init__.py" else source
-        (libs / source.name).symlink_to(source, target_is_directory=source.is_dir())
-    return libs
+        (folder / source.name).symlink_to(source, target_is_directory=source.is_dir())
+    return folder
+
+
+@pytest.fixture(scope="session")
+def runtime_libs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding only boto3 and its dependencies."""
+    return linked_packages(tmp_path_factory.mktemp("lambda-runtime-libs"), RUNTIME_PACKAGES)
+
+
+@pytest.fixture(scope="session")
+def powertools_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding only what the Powertools layer brings."""
+    return linked_packages(tmp_path_factory.mktemp("powertools-layer"), LAYER_PACKAGES)
 
 
 def test_zip_holds_nothing_but_the_allow_list(zip_names):
@@ -216,10 +231,10 @@ IMPORT_SCRIPT = textwrap.dedent(
 )
 
 
-def test_app_and_every_shipped_module_import_from_the_zip_alone(unzipped, runtime_libs):
+def test_app_and_every_shipped_module_import_from_the_zip_alone(unzipped, runtime_libs, powertools_layer):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": os.pathsep.join([str(unzipped), str(runtime_libs)]),
+        "PYTHONPATH": os.pathsep.join([str(unzipped), str(runtime_libs), str(powertools_layer)]),
         "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "UPFLOW_STACK": "test",
@@ -241,8 +256,10 @@ def test_app_and_every_shipped_module_import_from_the_zip_alone(unzipped, runtim
     assert {"processor.worker", "processor.reconciler", "upflow.server.wiring", "upflow.core.kernel"} <= set(
         report["modules"]
     )
-    # Beyond the standard library, only what the Lambda runtime provides (boto3 and its dependencies).
-    assert set(report["third_party"]) <= set(RUNTIME_PACKAGES)
+    # Beyond the standard library, only what the Lambda runtime provides (boto3 and its
+    # dependencies) and the Powertools layer.
+    assert set(report["third_party"]) <= set(RUNTIME_PACKAGES) | set(LAYER_PACKAGES)
+    assert "aws_lambda_powertools" in report["third_party"]
     assert report["handlers"] == {"plan_object": True, "process_chunks": True, RECONCILER_HANDLER: True}
     assert report["app_name"] == "upflow"
     assert report["kernel"] == str(unzipped / "upflow" / "core" / "_scan.so")  # the zip's own, loaded

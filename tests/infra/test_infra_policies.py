@@ -100,3 +100,12 @@ def test_the_reconciler_drains_both_dlqs_and_requeues_to_the_chunks_queue_only()
     # processor.finalize.advance: the same S3 rights as the processor.
     s3 = {(a, r) for a, r in granted if a.startswith("s3:")}
     assert s3 == {(a, r) for a, r in _granted("process_chunks") if a.startswith("s3:")}
+
+
+def test_whoever_finalises_can_abort_a_streamed_error_file_or_report() -> None:
+    # upflow.aws.s3.ObjectWriter aborts its multipart upload when the work fails.
+    for handler in ("process_chunks", "plan_object", "reconcile"):
+        granted = _granted(handler)
+        for prefix in ("chunk-errors", "reports"):
+            assert ("s3:PutObject", f"{ARNS.bucket}/{prefix}/*") in granted
+            assert ("s3:AbortMultipartUpload", f"{ARNS.bucket}/{prefix}/*") in granted

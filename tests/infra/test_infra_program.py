@@ -483,7 +483,7 @@ def test_planner_permissions(run):
     assert statements["ReadObjects"]["Resource"] == PIPELINE_READS
     assert statements["ReadObjects"]["Action"] == ["s3:GetObject"]
     assert statements["WriteOutputs"]["Resource"] == PIPELINE_WRITES
-    assert statements["WriteOutputs"]["Action"] == ["s3:PutObject"]
+    assert statements["WriteOutputs"]["Action"] == ["s3:PutObject", "s3:AbortMultipartUpload"]
     assert statements["Tables"]["Resource"] == [ARN_STATUS, ARN_RESULTS]
     assert statements["SendEventsAndChunks"]["Resource"] == [ARN_EVENTS, ARN_CHUNKS]
     assert statements["ConsumeEvents"]["Resource"] == [ARN_EVENTS]

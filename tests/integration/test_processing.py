@@ -115,7 +115,7 @@ def test_every_chunk_delivered_twice_and_a_worker_killed_mid_chunk(
         item = services.status.get({"pk": f"UPLOAD#{upload_id}", "sk": "META"})
         chunk_item = services.status.get({"pk": f"UPLOAD#{upload_id}", "sk": "CHUNK#000000"})
         assert item is not None and chunk_item is not None
-        _, partial = map_chunk(services, upload_id, item, chunk_item)
+        _, partial, _ = map_chunk(services, upload_id, item, chunk_item)
         assert partial.documents > 2 * 99
     finally:
         stack.resume_chunk_workers()

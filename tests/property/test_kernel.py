@@ -13,6 +13,7 @@ import random
 import re
 import shutil
 import subprocess
+from array import array
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,18 @@ def test_library_needs_no_libc_symbol(tmp_path) -> None:
         ["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True
     ).stdout
     assert all(
-        name in exported for name in ("upflow_scan", "upflow_rehash", "upflow_compact", "upflow_line_breaks")
+        name in exported
+        for name in (
+            "upflow_scan",
+            "upflow_rehash",
+            "upflow_compact",
+            "upflow_line_breaks",
+            "upflow_texts",
+            "upflow_partial",
+            "upflow_reduce",
+            "upflow_reduce_rehash",
+            "upflow_reduce_sorted",
+        )
     )
     assert lib.stat().st_mode & 0o044 == 0o044  # readable by Lambda's runtime user
 
@@ -90,6 +102,19 @@ def test_python_mirrors_match_the_c_enums() -> None:
     assert entry is not None
     assert entry.group(1).split() == ["u64", "key;", "i64", "rows;", "i64", "cents;"]
     assert kernel.ENTRY_WORDS == 3  # the Python side reads the table as 64-bit words
+    assert re.search(rf"^#define SUM_TEXT {kernel.SUM_TEXT}$", source, flags=re.M)
+    sums = re.search(r"typedef struct \{([^{}]*)\} Sum;", source)
+    assert sums is not None
+    fields = [line.split("/*")[0].split() for line in sums.group(1).strip().splitlines()]
+    assert fields == [
+        ["u64", "hash;"],
+        ["i64", "rows;"],
+        ["i64", "cents;"],
+        ["u8", "doc_len;"],
+        ["u8", "type_len;"],
+        ["u8", "text[SUM_TEXT];"],
+    ]
+    assert kernel.SUM_BYTES == 64  # no padding: the Python side sizes the table in these
 
 
 @settings(max_examples=300, deadline=None)
@@ -328,13 +353,30 @@ def test_a_missing_or_foreign_library_is_logged_once(
     assert "is not built" in messages[0] and "does not load" in messages[1]
 
 
+def _texts(cpfs: list[int], cnpjs: list[int]) -> tuple[list[str], list[str]]:
+    """Documents and types of a compacted table holding these CPF and CNPJ values (each part
+    sorted by value, as upflow_compact leaves it), made by scan.c's upflow_texts."""
+    lib = kernel.load()
+    assert lib is not None
+    words = array("Q")
+    for value in sorted(cpfs) + sorted(cnpjs):
+        words.extend((value, 1, value % 1000))
+    documents, doc_types, rows, cents = kernel.table_documents(lib, words, len(cpfs) + len(cnpjs), len(cpfs))
+    # Each entry's sums travel with its text.
+    assert rows == [1] * len(documents)
+    assert cents == [
+        (int(d) if t == "cpf" else int(d[:12], 36)) % 1000 for d, t in zip(documents, doc_types, strict=True)
+    ]
+    return documents, doc_types
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text(alphabet=BASE36, min_size=12, max_size=12))
 def test_table_values_become_the_normalised_cnpj(base: str) -> None:
-    # scan.c keys a valid CNPJ by its first 12 characters in base 36; Python computes the check
+    # scan.c keys a valid CNPJ by its first 12 characters in base 36 and computes the check
     # digits back: the result is the document classify_document normalises to.
-    (text,) = kernel.cnpj_texts([int(base, 36)])
-    assert text[:12] == base
+    (text,), types = _texts([], [int(base, 36)])
+    assert text[:12] == base and types == ["cnpj"]
     verdict = classify_document(text)
     if len(set(text)) > 1:  # all 14 characters equal: rejected however it was made
         assert verdict.valid and verdict.document == text and verdict.doc_type == "cnpj"
@@ -342,15 +384,20 @@ def test_table_values_become_the_normalised_cnpj(base: str) -> None:
 
 @given(st.integers(0, 10**11 - 1))
 def test_table_values_become_the_cpf_digits(value: int) -> None:
-    assert kernel.cpf_texts([value]) == [f"{value:011d}"]
+    assert _texts([value], []) == ([f"{value:011d}"], ["cpf"])
 
 
-def test_document_texts_of_known_documents() -> None:
+def test_document_texts_of_known_documents_in_text_order() -> None:
     rng = random.Random(2)
     cnpjs = [random_cnpj(rng, alnum=k % 2 == 0) for k in range(500)]
     cpfs = [random_cpf(rng) for _ in range(500)]
-    assert kernel.cnpj_texts([int(d[:12], 36) for d in cnpjs]) == cnpjs
-    assert kernel.cpf_texts([int(d) for d in cpfs]) == cpfs
+    # CPFs and CNPJs interleave in text order ("123..." of 11 digits before "124..." of 14).
+    cpfs += ["00000000191", "12345678909"]
+    cnpjs += ["11222333000181", "12345678000195"]
+    documents, doc_types = _texts([int(d) for d in cpfs], [int(d[:12], 36) for d in cnpjs])
+    assert documents == sorted(cpfs + cnpjs)
+    assert doc_types == ["cpf" if len(d) == 11 else "cnpj" for d in documents]
+    assert _texts([], []) == ([], [])
 
 
 @settings(max_examples=500, deadline=None)

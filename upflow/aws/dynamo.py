@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from upflow.aws.telemetry import traced
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -135,6 +137,7 @@ class Table:
         raw = answer.get("Item")
         return deserialize(raw) if raw else None
 
+    @traced
     def put_new(self, item: Mapping[str, Any], key_attr: str) -> bool:
         """Put ``item`` unless an item with its key exists; False if it did."""
         try:
@@ -150,13 +153,16 @@ class Table:
             raise
         return True
 
+    @traced
     def put(self, item: Mapping[str, Any]) -> None:
         """Unconditional put (idempotent writes of a fixed value)."""
         self._client.put_item(TableName=self.name, Item=serialize(item))
 
+    @traced
     def delete(self, key: Mapping[str, Any]) -> None:
         self._client.delete_item(TableName=self.name, Key=serialize(key))
 
+    @traced
     def update(self, key: Mapping[str, Any], update: Update) -> Item:
         """Apply ``update``; returns the item after it. Raises ``ConditionFailed``."""
         try:
@@ -177,8 +183,12 @@ class Table:
         sort_prefix: str | None = None,
         sort_between: tuple[str, str] | None = None,
         projection: Sequence[str] | None = None,
+        consistent: bool = True,
     ) -> Iterator[Item]:
-        """All items of one partition (optionally a sort-key prefix or range), all pages."""
+        """All items of one partition (optionally a sort-key prefix or range), all pages.
+
+        ``consistent=False``: eventually consistent reads, half the read units (views that
+        may lag a second, such as the chunk grid)."""
         names = {"#pk": key_name}
         values: dict[str, Any] = {":pk": _to_wire(key_value)}
         condition = "#pk = :pk"
@@ -194,7 +204,7 @@ class Table:
             "TableName": self.name,
             "KeyConditionExpression": condition,
             "ExpressionAttributeValues": values,
-            "ConsistentRead": True,
+            "ConsistentRead": consistent,
         }
         if projection:
             for index, attr in enumerate(projection):
@@ -248,6 +258,7 @@ class Table:
             last_key=deserialize(last) if last else None,
         )
 
+    @traced
     def put_many(self, items: Sequence[Mapping[str, Any]]) -> None:
         """Unconditional puts in batches of 25, retrying unprocessed items."""
         for start in range(0, len(items), 25):
@@ -264,6 +275,7 @@ class Table:
         return {"Update": {"TableName": self.name, "Key": serialize(key), **update.render()}}
 
 
+@traced
 def transact(client: DynamoDBClient, operations: Sequence[dict[str, Any]]) -> None:
     """All-or-nothing write of up to 100 operations (from ``Table.tx_*``).
 

@@ -1,12 +1,17 @@
-"""S3 adapter: multipart uploads, presigning, range reads, small objects."""
+"""S3 adapter: multipart uploads, presigning, range reads, small objects, streamed objects."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from botocore.exceptions import ClientError
+
+from upflow.aws.telemetry import traced
+from upflow.definition import S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -131,6 +136,18 @@ class S3Store:
             if _error_code(error) != "NoSuchUpload":
                 raise
 
+    def upload_part(self, key: str, mpu_id: str, part_number: int, data: bytes) -> UploadedPart:
+        """One part of a multipart upload this process writes itself (not a presigned one)."""
+        answer = self._client.upload_part(
+            Bucket=self.bucket, Key=key, UploadId=mpu_id, PartNumber=part_number, Body=data
+        )
+        # The SDK may checksum the part on its own (CRC32 by default): complete must repeat it.
+        return UploadedPart(part_number, len(data), answer["ETag"], answer.get("ChecksumCRC32"))
+
+    def writer(self, key: str, part_size: int, content_type: str = "text/csv") -> ObjectWriter:
+        """An object written as it is produced (see :class:`ObjectWriter`)."""
+        return ObjectWriter(self, key, part_size, content_type)
+
     # --- objects ---------------------------------------------------------
     def object_size(self, key: str) -> int:
         try:
@@ -140,6 +157,7 @@ class S3Store:
                 raise NoSuchKey(key) from error
             raise
 
+    @traced
     def read_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)``; fewer only at the end of the object."""
         if end <= start:
@@ -180,6 +198,7 @@ class S3Store:
     def upload_file(self, key: str, fileobj: IO[bytes], content_type: str = "text/csv") -> None:
         self._client.upload_fileobj(fileobj, self.bucket, key, ExtraArgs={"ContentType": content_type})
 
+    @traced
     def get_bytes(self, key: str) -> bytes:
         try:
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
@@ -189,6 +208,17 @@ class S3Store:
             raise
         with body:
             return body.read()
+
+    def open_stream(self, key: str, buffer_size: int = 256 * 1024) -> BinaryIO:
+        """The object's bytes as a stream read as they arrive (one GET; close it when done)."""
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as error:
+            if _error_code(error) in {"NoSuchKey", "404"}:
+                raise NoSuchKey(key) from error
+            raise
+        # botocore's StreamingBody is a raw stream (readinto); buffered, it reads as a file does.
+        return io.BufferedReader(cast(io.RawIOBase, body), buffer_size)
 
     def exists(self, key: str) -> bool:
         try:
@@ -207,3 +237,84 @@ class S3Store:
             },
             ExpiresIn=expires_in,
         )
+
+
+class ObjectWriter:
+    """An object written as it is produced, holding at most about one part in memory.
+
+    Bytes are buffered up to ``part_size`` and sent as the parts of one multipart upload,
+    started when the first part is full; an object that never fills one goes by a single
+    PutObject. Parts are cut every ``part_size`` bytes, so the same bytes written again (a
+    redelivered chunk) make the same parts and the same object. Nothing is visible until
+    :meth:`finish`; leaving the ``with`` block without it (an exception, or nothing worth
+    keeping) aborts the multipart upload, so no part is left behind and billed.
+    """
+
+    def __init__(self, store: S3Store, key: str, part_size: int, content_type: str) -> None:
+        if not S3_MIN_PART_SIZE <= part_size <= S3_MAX_PART_SIZE:
+            raise ValueError(f"part_size {part_size} is outside S3's 5 MiB .. 5 GiB")
+        self.key = key
+        self.part_size = part_size
+        self.size = 0
+        self._store = store
+        self._content_type = content_type
+        self._buffer = bytearray()
+        self._mpu_id: str | None = None
+        self._parts: list[UploadedPart] = []
+        self._ended = False
+
+    @property
+    def parts(self) -> int:
+        """Parts sent so far (0 while the object fits in one PutObject)."""
+        return len(self._parts)
+
+    def write(self, data: bytes) -> int:
+        if self._ended:
+            raise ValueError(f"s3://{self._store.bucket}/{self.key} is already finished or aborted")
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= self.part_size:
+            with memoryview(self._buffer) as view:
+                part = bytes(view[: self.part_size])
+            del self._buffer[: self.part_size]
+            self._send(part)
+        return len(data)
+
+    def _send(self, part: bytes) -> None:
+        if self._mpu_id is None:
+            self._mpu_id = self._store.create_multipart_upload(self.key, self._content_type, checksum=False)
+        if len(self._parts) >= S3_MAX_PARTS:
+            raise ValueError(f"s3://{self._store.bucket}/{self.key} needs more than {S3_MAX_PARTS} parts")
+        self._parts.append(self._store.upload_part(self.key, self._mpu_id, len(self._parts) + 1, part))
+
+    def finish(self) -> int:
+        """Make the object what was written (its last part and CompleteMultipartUpload, or one
+        PutObject); answer its size."""
+        if self._ended:
+            raise ValueError(f"s3://{self._store.bucket}/{self.key} is already finished or aborted")
+        if self._mpu_id is None:
+            self._store.put_bytes(self.key, bytes(self._buffer), content_type=self._content_type)
+        else:
+            if self._buffer:
+                self._send(bytes(self._buffer))  # the last part may be smaller
+            self._store.complete_multipart_upload(self.key, self._mpu_id, self._parts)
+        self._buffer = bytearray()
+        self._ended = True
+        return self.size
+
+    def abort(self) -> None:
+        """Drop what was written (abort the multipart upload under way, if any)."""
+        self._buffer = bytearray()
+        self._ended = True
+        if self._mpu_id is not None:
+            mpu_id, self._mpu_id = self._mpu_id, None
+            self._store.abort_multipart_upload(self.key, mpu_id)
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if not self._ended:  # an exception, finish() failing, or nothing to keep
+            self.abort()

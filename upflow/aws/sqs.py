@@ -6,6 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from upflow.aws.telemetry import traced
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
@@ -26,6 +28,7 @@ class Queue:
             self._url = self._client.get_queue_url(QueueName=self.name)["QueueUrl"]
         return self._url
 
+    @traced
     def send_json(self, bodies: Sequence[Any]) -> None:
         """Send each body as a JSON message, ten per call (SQS's batch limit)."""
         for start in range(0, len(bodies), 10):

@@ -1,13 +1,14 @@
 """The ``upflow`` command.
 
     upflow upload FILE [--api URL] [--concurrency N] [--wait] [--json]
-    upflow status ID [--token T] [--json]
+    upflow status ID [--token T] [--json] [--watch [--interval S]]
     upflow abort ID [--token T]
     upflow report ID [-o FILE] [--token T]
     upflow retry ID [--token T]
     upflow results ID [-o totals.csv | --json] [--token T]
-    upflow check FILE [--chunk-size N] [--json]
+    upflow check FILE [--chunk-size N] [--json] [--report errors.csv]
     upflow dev [--moto-port 5000 --api-port 8000 --web-port 8080 --s3-port 8333 --s3 seaweed|moto]
+               [--chunk-workers 2] [--work-dir .upflow]
 
 The API URL comes from ``--api``, else ``$UPFLOW_API``, else
 ``http://127.0.0.1:8000``. Tokens come from ``--token`` or the local journal
@@ -264,6 +265,8 @@ def report_final(ctx: Context, status: UploadStatus) -> int:
 
 
 def cmd_status(ctx: Context) -> int:
+    if ctx.args.watch:
+        return watch_status(ctx)
     status = ctx.client.status(ctx.args.upload_id, ctx.token(ctx.args.upload_id))
     if ctx.args.json:
         ctx.emit_json(status.raw)
@@ -280,6 +283,31 @@ def cmd_status(ctx: Context) -> int:
     if status.error:
         ctx.out.write(f"error:     {status.error.get('code')}: {status.error.get('message')}\n")
     return 0
+
+
+def watch_status(ctx: Context, *, sleep: Callable[[float], None] = time.sleep) -> int:
+    """``status --watch``: frames every ``--interval`` seconds until the upload ends (exit 0 when
+    its rows were processed, 1 when it failed or was aborted) or Ctrl-C (130)."""
+    from upflow.client import watch
+
+    if ctx.args.interval <= 0:
+        raise CliError("--interval must be positive")
+    upload_id = ctx.args.upload_id
+    token = ctx.token(upload_id)
+    render = (lambda doc: json.dumps(doc) + "\n") if ctx.args.json else None
+    try:
+        final = watch.watch(
+            lambda: ctx.client.status(upload_id, token),
+            ctx.out,
+            interval=ctx.args.interval,
+            clear=ctx.out.isatty() and not ctx.args.json,
+            sleep=sleep,
+            render=render,
+        )
+    except KeyboardInterrupt:
+        ctx.err.write(f"\nstopped watching upload {upload_id}\n")
+        return 130
+    return watch.exit_code(final)
 
 
 def cmd_abort(ctx: Context) -> int:
@@ -316,10 +344,21 @@ def cmd_check(ctx: Context) -> int:
     limits = Limits()
     chunk_size = ctx.args.chunk_size or limits.chunk_size
     from upflow.core.detect import FormatError
+    from upflow.core.report import NoReport, ReportWriter
 
+    report_path = Path(ctx.args.report) if ctx.args.report else None
     try:
-        result = check_file(path, chunk_size, limits)
+        if report_path is None:
+            result = check_file(path, chunk_size, limits, report=NoReport())
+        else:
+            # The pipeline's error report, written row by row as the chunks are checked.
+            with report_path.open("wb") as report_file:
+                report = ReportWriter(report_file)
+                result = check_file(path, chunk_size, limits, report=report)
+            ctx.log(f"wrote {report.rows} error rows to {report_path}")
     except FormatError as error:
+        if report_path is not None:
+            report_path.unlink(missing_ok=True)
         if ctx.args.json:
             ctx.emit_json(error.to_json())
         ctx.err.write(f"upflow: {path} cannot be checked: {error.code}: {error.message}\n")
@@ -394,15 +433,16 @@ def _write_table(ctx: Context, documents: Iterable[Mapping[str, Any]]) -> int:
 def cmd_dev(ctx: Context) -> int:
     from upflow.local.stack import run_dev
 
-    run_dev(
+    return run_dev(
         moto_port=ctx.args.moto_port,
         api_port=ctx.args.api_port,
         web_port=ctx.args.web_port,
         host="127.0.0.1",
+        chunk_workers=ctx.args.chunk_workers,
         s3=ctx.args.s3,
         s3_port=ctx.args.s3_port,
+        work_dir=ctx.args.work_dir,
     )
-    return 0
 
 
 # --- parser -------------------------------------------------------------------------
@@ -448,6 +488,13 @@ def build_parser() -> argparse.ArgumentParser:
     with_api(status)
     with_token(status)
     status.add_argument("--json", action="store_true", help="print the whole status document")
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow the upload live (chunks by state, rows per second, the slowest chunks) until it "
+        "ends: exit 0 when completed, 1 when failed or aborted; with --json one document per line",
+    )
+    status.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
     status.set_defaults(handler=cmd_status)
 
     abort = sub.add_parser("abort", help="abort an upload")
@@ -494,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--json", action="store_true", help="print the summary and the totals per document as JSON"
     )
+    check.add_argument(
+        "--report", metavar="FILE", help="write the error report (the pipeline's CSV, at file lines) to FILE"
+    )
     check.set_defaults(handler=cmd_check)
 
     dev = sub.add_parser("dev", help="run the whole stack locally (SeaweedFS, moto, API, web)")
@@ -506,6 +556,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("seaweed", "moto"),
         default=None,
         help="the local S3: SeaweedFS (default; objects on disk, signatures and checksums checked) or moto",
+    )
+    dev.add_argument("--chunk-workers", type=int, default=2, help="chunk pump processes (Lambda instances)")
+    dev.add_argument(
+        "--work-dir", type=Path, default=None, help="where logs/ and SeaweedFS's s3/ go (default: .upflow)"
     )
     dev.set_defaults(handler=cmd_dev)
     return parser

@@ -2,7 +2,11 @@
 
 ``check_file`` runs the very same code as the Lambda workers — each chunk alone with a
 speculated start state, the transfer functions composed, the misspeculated chunks parsed
-again with their true state, then the merge — only sequentially over a local file.
+again with their true state, then the merge — only sequentially over a local file. Going in
+file order, it knows each chunk's true start state and the line breaks before it when the
+chunk comes: it learns whether the speculation holds before reading the chunk's rows
+(``chunk.speculated_compatible``), parses the rows once with the right state, and streams
+their errors straight into the report at their file lines — never all in memory.
 """
 
 from __future__ import annotations
@@ -13,16 +17,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from upflow.core.chunk import ChunkResult, process_chunk, true_start_states
+from upflow.core.chunk import process_chunk, speculated_compatible
 from upflow.core.chunking import chunk_size_for, plan_chunks
 from upflow.core.detect import FileFormat, detect_format
-from upflow.core.dialect import SR, Cursor, line_breaks, next_record, record_end, split_record
+from upflow.core.dialect import SR, Cursor, ParserState, line_breaks, next_record, record_end, split_record
 from upflow.core.money import cents_to_decimal
+from upflow.core.report import ReportList, ReportSink
 from upflow.core.rules import (
     Accumulator,
     Context,
     DocumentTotal,
     DocumentTotals,
+    ErrorList,
+    RegionResult,
     RowError,
     Summary,
     scalar_row,
@@ -35,7 +42,8 @@ from upflow.definition import Limits
 class CheckResult:
     format: FileFormat
     summary: Summary
-    errors: list[tuple[int, RowError]]  # (file line, error), in file order
+    # (file line, error) in file order, when kept in memory (no report sink given); else empty.
+    errors: list[tuple[int, RowError]]
     totals: tuple[DocumentTotal, ...] = ()  # per document over the whole file, sorted by document
     reparsed: tuple[int, ...] = ()  # chunks whose speculated start state was wrong
 
@@ -59,11 +67,36 @@ def merge_totals(parts: Sequence[DocumentTotals]) -> tuple[DocumentTotal, ...]:
     )
 
 
+class _AtLines:
+    """The :class:`upflow.core.rules.ErrorSink` of one chunk: its errors go on to the report
+    with the line breaks before the chunk."""
+
+    def __init__(self, report: ReportSink, line_breaks_before: int) -> None:
+        self.report = report
+        self.line_breaks_before = line_breaks_before
+
+    def write(self, errors: Sequence[RowError]) -> None:
+        self.report.write(self.line_breaks_before, errors)
+
+
 def check_file(
-    path: str | os.PathLike[str], chunk_size: int | None, limits: Limits, *, fast: bool = True
+    path: str | os.PathLike[str],
+    chunk_size: int | None,
+    limits: Limits,
+    *,
+    fast: bool = True,
+    report: ReportSink | None = None,
 ) -> CheckResult:
-    """Validate a local CSV chunk by chunk exactly as the pipeline does. Raises ``FormatError``."""
+    """Validate a local CSV chunk by chunk exactly as the pipeline does. Raises ``FormatError``.
+
+    The errors go to ``report`` as they are found, in file order (``ReportWriter``: the
+    pipeline's report, into a file); ``None`` keeps them in memory, in ``errors``.
+    """
+    kept = ReportList()  # stays empty when the errors go to ``report``
+    out = kept if report is None else report
     size = os.path.getsize(path)
+    regions: list[RegionResult] = []
+    reparsed: list[int] = []
     with open(path, "rb") as fh:
 
         def read(start: int, end: int) -> bytes:
@@ -73,30 +106,33 @@ def check_file(
         head = read(0, limits.sniff_bytes)
         fmt = detect_format(head, size <= limits.sniff_bytes, limits)
         cs = chunk_size if chunk_size is not None else chunk_size_for(size, limits)
-        chunks = plan_chunks(size, cs)
-        # Every chunk on its own, as the workers run (in any order), speculating its start state.
-        results: list[ChunkResult] = [
-            process_chunk(read(c.start, c.end), c, size, fmt, read, limits, fast=fast) for c in chunks
-        ]
-        # Once all transfer functions are known: the true start states; a chunk whose parse
-        # does not hold with its true state is parsed again.
-        reparsed: list[int] = []
-        for chunk, state in zip(chunks, true_start_states(results), strict=True):
-            if results[chunk.index].needs_reparse(state):
-                data = read(chunk.start, chunk.end)
-                results[chunk.index] = process_chunk(
-                    data, chunk, size, fmt, read, limits, start_state=state, fast=fast
-                )
+        state = ParserState.START_RECORD  # the true state at the next chunk's start
+        breaks_before = 0
+        for chunk in plan_chunks(size, cs):
+            data = read(chunk.start, chunk.end)
+            # A worker speculates; a chunk whose speculation does not give its true parse is
+            # parsed again with the true state (``ChunkResult.needs_reparse``). Known here
+            # before the rows are read, so they are parsed once, with the state that holds.
+            if state not in speculated_compatible(data, chunk, size, fmt, read):
                 reparsed.append(chunk.index)
-    errors: list[tuple[int, RowError]] = []
-    breaks_before = 0
-    for res in results:
-        errors.extend((1 + breaks_before + e.line_offset, e) for e in res.region.errors)
-        breaks_before += res.line_breaks
-    regions = [r.region for r in results]
-    light = [dataclasses.replace(r, totals=DocumentTotals.empty(), errors=()) for r in regions]
+            result = process_chunk(
+                data,
+                chunk,
+                size,
+                fmt,
+                read,
+                limits,
+                start_state=state,
+                fast=fast,
+                errors=_AtLines(out, breaks_before),
+            )
+            del data
+            regions.append(result.region)
+            breaks_before += result.line_breaks
+            state = ParserState(result.transfer[state])
+    light = [dataclasses.replace(r, totals=DocumentTotals.empty()) for r in regions]
     return CheckResult(
-        fmt, summarize(light), errors, merge_totals([r.totals for r in regions]), tuple(reparsed)
+        fmt, summarize(light), kept.errors, merge_totals([r.totals for r in regions]), tuple(reparsed)
     )
 
 
@@ -117,15 +153,18 @@ def preview(head: bytes, at_eof: bool, limits: Limits, max_rows: int = 20) -> di
             e = n
         raw = head[pos:e]
         if raw:
-            acc = Accumulator()
+            row_errors = ErrorList()
+            acc = Accumulator(row_errors)
             scalar_row(acc, raw, pos, 0, ctx)
+            acc.settle()
             rows.append(
                 {
                     "line": line,
                     "values": split_record(raw.decode(fmt.encoding, "replace"), fmt.delimiter),
                     "valid": acc.rows_valid == 1,
                     "errors": [
-                        {"code": er.code, "column": er.column, "message": er.message} for _, er in acc.errors
+                        {"code": er.code, "column": er.column, "message": er.message}
+                        for er in row_errors.errors
                     ],
                 }
             )

@@ -24,6 +24,7 @@ from upflow.core.dialect import (
     SR,
     STATES,
     Cursor,
+    Divergence,
     ParserState,
     compose,
     diverge,
@@ -33,7 +34,7 @@ from upflow.core.dialect import (
     run,
     speculate,
 )
-from upflow.core.rules import Accumulator, Context, RegionResult, scalar_region, scalar_row
+from upflow.core.rules import Accumulator, Context, ErrorSink, RegionResult, scalar_region, scalar_row
 from upflow.definition import KiB, Limits
 
 TAIL_FIRST_READ = 64 * KiB
@@ -130,6 +131,40 @@ def _line_breaks_of(
     return breaks
 
 
+def _start(
+    cursor: Cursor,
+    chunk: ChunkRange,
+    object_size: int,
+    fmt: FileFormat,
+    read_tail: ReadRange,
+    start_state: ParserState | None,
+) -> tuple[ParserState, Divergence] | None:
+    """The state the chunk is parsed with at ``max(chunk.start, fmt.data_start)`` and the
+    trajectories from there; ``None`` when it owns no record (before the data, or empty)."""
+    lo = max(chunk.start, fmt.data_start)
+    if lo >= chunk.end or lo >= object_size:
+        return None
+    divergence = diverge(cursor, lo - chunk.start)
+    if lo == fmt.data_start:
+        return SR, divergence  # right after the header: known
+    if start_state is not None:
+        return start_state, divergence
+    return speculate(divergence, read_tail(chunk.start - 1, chunk.start), cursor.delimiter), divergence
+
+
+def speculated_compatible(
+    data: bytes, chunk: ChunkRange, object_size: int, fmt: FileFormat, read_tail: ReadRange
+) -> frozenset[ParserState]:
+    """The ``compatible`` of :func:`process_chunk` with a speculated start state — the start
+    states that parse ``chunk`` as the speculated one does — known from the chunk's bytes
+    before any row is read: a caller that already knows the true state (``upflow check``,
+    going through the file in order) sees whether the speculation would hold without
+    parsing the rows twice."""
+    cursor = Cursor(data, len(data), ord(fmt.delimiter))
+    started = _start(cursor, chunk, object_size, fmt, read_tail, None)
+    return ALL_STATES if started is None else started[1].compatible(started[0])
+
+
 def process_chunk(
     data: bytes,
     chunk: ChunkRange,
@@ -140,6 +175,7 @@ def process_chunk(
     *,
     start_state: ParserState | None = None,
     fast: bool = True,
+    errors: ErrorSink | None = None,
 ) -> ChunkResult:
     """Process the records owned by ``chunk`` (first byte in ``[start, end)``); deterministic.
 
@@ -149,28 +185,23 @@ def process_chunk(
     starts in ``START_RECORD`` there whatever is given. ``fast=False`` lets the scalar
     reference decide every row (same result, slower); with ``fast`` the compiled kernel runs
     where it loads. ``read_tail`` also reads the byte after the chunk when its last byte is a
-    ``\\r``, and the rest of the record crossing its end.
+    ``\\r``, and the rest of the record crossing its end. ``errors``: where the row errors go
+    as they are found, in row order (``None``: kept in memory, in ``region.errors``).
     """
     n = len(data)
     if n != chunk.end - chunk.start:
         raise ValueError(f"data has {n} bytes, chunk {chunk.index} spans {chunk.end - chunk.start}")
     ctx = Context(fmt, limits)
-    acc = Accumulator()
+    acc = Accumulator(errors)
     count = kernel.line_breaks if fast else line_breaks
     breaks = _line_breaks_of(data, chunk, object_size, read_tail, count)
-    lo = max(chunk.start, fmt.data_start)
-    if lo >= chunk.end or lo >= object_size:  # before the data (or an empty range): owns nothing
+    cursor = Cursor(data, n, ctx.delim_byte)
+    started = _start(cursor, chunk, object_size, fmt, read_tail, start_state)
+    if started is None:  # before the data (or an empty range): owns nothing
         state = SR if start_state is None else start_state
         return ChunkResult(acc.result(), state, IDENTITY, ALL_STATES, breaks)
-    a = lo - chunk.start
-    cursor = Cursor(data, n, ctx.delim_byte)
-    divergence = diverge(cursor, a)
-    if lo == fmt.data_start:
-        state = SR  # right after the header: known
-    elif start_state is not None:
-        state = start_state
-    else:
-        state = speculate(divergence, read_tail(chunk.start - 1, chunk.start), ctx.delim_byte)
+    state, divergence = started
+    a = max(chunk.start, fmt.data_start) - chunk.start
     f = next_record_start(cursor, a, state)
     if f >= n:  # no record starts here: the chunk is inside one record
         end_state = (

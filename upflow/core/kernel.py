@@ -28,8 +28,6 @@ from upflow.core.detect import CP1252_UNDEFINED_BYTES
 from upflow.core.dialect import CR, LF
 from upflow.core.documents import (
     CNPJ,
-    CNPJ_W1,
-    CNPJ_W2,
     CPF,
     MSG_CNPJ_CHECK,
     MSG_CNPJ_REPEATED,
@@ -82,6 +80,10 @@ MAX_FIELDS = 256
 
 EMPTY_KEY = 2**64 - 1
 ENTRY_WORDS = 3  # scan.c's struct Entry { u64 key; i64 rows; i64 cents; }: 24 bytes
+# The reduce's table (scan.c's Sum): hash, rows, cents, two lengths and SUM_TEXT bytes of text.
+R_POS, R_USED, R_NEXC, R_LEN = range(4)
+SUM_TEXT = 38
+SUM_BYTES = 3 * 8 + 2 + SUM_TEXT
 EXCEPTION_ROWS = 8192
 FIRST_TABLE_CAPACITY = 1 << 12
 
@@ -124,6 +126,27 @@ class Kernel:
         self.line_breaks = lib.upflow_line_breaks
         self.line_breaks.argtypes = [_p, _i64, _i64]
         self.line_breaks.restype = _i64
+        self.texts = lib.upflow_texts
+        self.texts.argtypes = [_p, _i64, _i64, _p, _p, _p]
+        self.texts.restype = _i64
+        # Consolidation (upflow.core.consolidation drives these).
+        self.partial = lib.upflow_partial
+        self.partial.argtypes = [_p, _i64, _p, _i64, _p, _p, _i64, _i64, _p, _p, _p, _p, _i64, _p]
+        self.partial.restype = _i64
+        self.reduce = lib.upflow_reduce
+        self.reduce.argtypes = [_p, _i64, _p, _p, _i64, _p, _i64]
+        self.reduce.restype = _i64
+        self.reduce_rehash = lib.upflow_reduce_rehash
+        self.reduce_rehash.argtypes = [_p, _i64, _p, _i64]
+        self.reduce_rehash.restype = None
+        self.reduce_sorted = lib.upflow_reduce_sorted
+        self.reduce_sorted.argtypes = [_p, _i64, _p, _p, _p, _p, _p]
+        self.reduce_sorted.restype = _i64
+
+
+def address(buffer: bytearray) -> int:
+    """Where ``buffer``'s bytes are, for the C code (0 for an empty one, which it never reads)."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(buffer)) if buffer else 0
 
 
 def load(path: Path = DEFAULT_DEST) -> Kernel | None:
@@ -187,50 +210,8 @@ def _bad_bytes(encoding: str) -> tuple[int, bytes]:
     return 0, bytes(bad)
 
 
-# Document texts of the table's keys. CPF: the 11 digits. CNPJ: the 12 base-36 characters
-# (two at a time, from a 1,296-entry table) and the check digits, whose weighted sums are
-# added per character pair (both sums packed in one int: first << 16 | second).
-_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_PAIRS = [a + b for a in _BASE36 for b in _BASE36]
-_CHECK_DIGIT = [0 if r < 2 else 11 - r for r in range(11)]  # of the weighted sum mod 11
-
-
-def _pair_sums(k: int) -> list[int]:
-    """Per pair of characters at positions ``2k, 2k+1``: their check-digit sums, packed."""
-    i, j = 2 * k, 2 * k + 1
-    return [
-        ((ord(a) - 48) * CNPJ_W1[i] + (ord(b) - 48) * CNPJ_W1[j]) << 16
-        | ((ord(a) - 48) * CNPJ_W2[i] + (ord(b) - 48) * CNPJ_W2[j])
-        for a in _BASE36
-        for b in _BASE36  # the order of _PAIRS
-    ]
-
-
-_S0, _S1, _S2, _S3, _S4, _S5 = (_pair_sums(k) for k in range(6))
-_P4, _P8 = 36**4, 36**8
-
-
-def cnpj_texts(values: Iterable[int]) -> list[str]:
-    """The 14-character CNPJs whose first 12 characters are the base-36 numbers ``values``."""
-    pairs, digit, w12 = _PAIRS, _CHECK_DIGIT, CNPJ_W2[12]
-    s0, s1, s2, s3, s4, s5 = _S0, _S1, _S2, _S3, _S4, _S5
-    out = []
-    for value in values:
-        high, low = divmod(value, _P8)  # three groups of four characters: small ints from here on
-        middle, low = divmod(low, _P4)
-        p0, p1 = divmod(high, 1296)
-        p2, p3 = divmod(middle, 1296)
-        p4, p5 = divmod(low, 1296)
-        sums = s0[p0] + s1[p1] + s2[p2] + s3[p3] + s4[p4] + s5[p5]
-        dv1 = digit[(sums >> 16) % 11]
-        dv2 = digit[((sums & 0xFFFF) + w12 * dv1) % 11]
-        out.append(f"{pairs[p0]}{pairs[p1]}{pairs[p2]}{pairs[p3]}{pairs[p4]}{pairs[p5]}{dv1}{dv2}")
-    return out
-
-
-def cpf_texts(values: Iterable[int]) -> list[str]:
-    """The 11-digit CPFs ``values``."""
-    return list(map("{:011d}".format, values))
+# The doc types of scan.c's upflow_texts (0, 1).
+_DOC_TYPES = (CPF, CNPJ)
 
 
 class _Table:
@@ -253,20 +234,31 @@ class _Table:
     def flush(self, kernel: Kernel, acc: Accumulator) -> None:
         """Hand the sums to ``acc`` as columns sorted by document (the table is spent afterwards)."""
         n_cpf = ctypes.c_int64()
-        end = kernel.compact(self.address, self.capacity, ctypes.byref(n_cpf)) * ENTRY_WORDS
-        split = n_cpf.value * ENTRY_WORDS
-        signed = memoryview(self.words).cast("B").cast("q")  # rows and cents are i64
-        documents = cpf_texts(self.words[0:split:ENTRY_WORDS].tolist())
-        documents += cnpj_texts(self.words[split:end:ENTRY_WORDS].tolist())
-        doc_types = [CPF] * n_cpf.value + [CNPJ] * (len(documents) - n_cpf.value)
-        # Each part comes sorted by value, which is its texts' order: this sort merges two runs.
-        order = sorted(range(len(documents)), key=documents.__getitem__)
-        acc.add_summed(
-            list(map(documents.__getitem__, order)),
-            list(map(doc_types.__getitem__, order)),
-            list(map(signed[1:end:ENTRY_WORDS].tolist().__getitem__, order)),
-            list(map(signed[2:end:ENTRY_WORDS].tolist().__getitem__, order)),
-        )
+        n = kernel.compact(self.address, self.capacity, ctypes.byref(n_cpf))
+        if n:
+            acc.add_summed(*table_documents(kernel, self.words, n, n_cpf.value))
+
+
+def table_documents(
+    kernel: Kernel, words: array[int], n: int, n_cpf: int
+) -> tuple[list[str], list[str], list[int], list[int]]:
+    """The columns (documents, doc types, rows, cents) of a compacted table's ``n`` entries
+    (``n_cpf`` CPFs, then CNPJs), sorted by document: the texts are made in C (scan.c's
+    upflow_texts), so Python makes no object per document but its ``str``."""
+    if n == 0:
+        return [], [], [], []
+    text = bytearray(15 * n)  # 11 or 14 characters and a '\n' each
+    merged = array("q", bytes(8 * ENTRY_WORDS * n))
+    types = bytearray(n)
+    length = kernel.texts(
+        words.buffer_info()[0], n, n_cpf, address(text), merged.buffer_info()[0], address(types)
+    )
+    return (
+        str(memoryview(text)[: length - 1], "ascii").split("\n"),
+        list(map(_DOC_TYPES.__getitem__, types)),
+        merged[1::ENTRY_WORDS].tolist(),
+        merged[2::ENTRY_WORDS].tolist(),
+    )
 
 
 @cache
@@ -370,7 +362,7 @@ def _add_errors(
 ) -> None:
     """One ``code`` error per exception row in ``rows`` (line and position from the row), column-wise."""
     errors = make_errors(exc.take(X_LINE, rows), columns, repeat(code), messages, values, len(rows))
-    acc.errors.extend(zip(exc.take(X_START, rows), errors, strict=True))
+    acc.pending.extend(zip(exc.take(X_START, rows), errors, strict=True))
     acc.count_errors(code, len(rows))
 
 
@@ -403,6 +395,7 @@ def kernel_region(
     while True:
         status = kernel.scan(buf, hi, params_at, bad, state_at, exc_at, table.address)
         _drain(acc, buf, exc, state[S_NEXC], ctx)
+        acc.settle()  # the next scan's rows all come after this drain's
         state[S_NEXC] = 0
         if status == ST_TABLE_FULL:
             table = table.grown(kernel)

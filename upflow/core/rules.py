@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from itertools import repeat
 from operator import itemgetter
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 from upflow.core.detect import FileFormat
 from upflow.core.dialect import SR, Cursor, line_breaks, next_record, record_end, split_record
@@ -35,6 +35,9 @@ ENCODING_ERROR = "encoding_error"
 ERROR_CODES = (INVALID_DOCUMENT, INVALID_AMOUNT, MISSING_FIELD, EXTRA_FIELDS, ROW_TOO_LONG, ENCODING_ERROR)
 
 VALUE_MAX_CHARS = 200
+# The scalar loop hands its errors to the sink every this many (the kernel: after each drain of
+# its exception rows, at most 8,192 rows): a region never holds more of them than that.
+SETTLE_EVERY_ERRORS = 4096
 
 _new_object = object.__new__
 
@@ -46,6 +49,28 @@ class RowError:
     code: str
     message: str
     value: str
+
+
+class ErrorSink(Protocol):
+    """Where a region's row errors go as they are found, so none waits for the region's end.
+
+    ``write`` gets batches in row order: every error of a batch belongs to a row after the
+    rows of the batches before it (a row's errors in their order). Implementations:
+    :class:`ErrorList` (in memory), :class:`upflow.core.report.ChunkErrorWriter` (a chunk's
+    error file, encoded as it comes, into any byte stream: a file, an S3 multipart upload).
+    """
+
+    def write(self, errors: Sequence[RowError]) -> None: ...
+
+
+class ErrorList:
+    """An :class:`ErrorSink` that keeps every error in memory (tests, ``POST /preview``)."""
+
+    def __init__(self) -> None:
+        self.errors: list[RowError] = []
+
+    def write(self, errors: Sequence[RowError]) -> None:
+        self.errors.extend(errors)
 
 
 def _build(cls: type[Any], count: int, columns: Iterable[tuple[str, Iterable[Any]]]) -> list[Any]:
@@ -163,6 +188,9 @@ Columns = tuple[list[str], list[str], list[int], list[int]]
 
 @dataclass(frozen=True)
 class RegionResult:
+    """A region's counts and totals. ``errors``: its errors when they were kept in memory
+    (no sink given); with a sink they went there as they came, and ``errors`` is empty."""
+
     rows_total: int
     rows_valid: int
     rows_invalid: int
@@ -170,6 +198,11 @@ class RegionResult:
     amount_valid: Decimal
     totals: DocumentTotals
     errors: tuple[RowError, ...]
+
+    @property
+    def error_count(self) -> int:
+        """Errors found (a row may have two), wherever they went."""
+        return sum(self.errors_by_code.values())
 
 
 @dataclass(frozen=True)
@@ -233,22 +266,46 @@ class Context:
 
 @dataclass
 class Accumulator:
-    """Mutable totals of a region; :meth:`result` freezes them (deterministically)."""
+    """Mutable totals of a region; :meth:`result` freezes them (deterministically).
 
+    Errors go to ``sink`` (``None``: an :class:`ErrorList`, whose errors the result keeps).
+    They wait in ``pending`` only until :meth:`settle`, which the region drivers call where no
+    later error can belong to an earlier row, so a region holds a bounded number of them.
+    """
+
+    sink: ErrorSink | None = None
     rows_total: int = 0
     rows_valid: int = 0
     rows_invalid: int = 0
     cents_valid: int = 0
     errors_by_code: dict[str, int] = field(default_factory=dict)
     totals: dict[str, list[Any]] = field(default_factory=dict)  # document -> [doc_type, rows, cents]
-    errors: list[tuple[int, RowError]] = field(default_factory=list)  # (row position, error)
+    # (row position, error) not yet written to the sink; the kernel appends by kind, not by row.
+    pending: list[tuple[int, RowError]] = field(default_factory=list)
     # Totals already summed per document elsewhere (the kernel's table): parallel columns
     # (documents, doc types, rows, cents), each part sorted by document.
     summed: list[Columns] = field(default_factory=list)
+    _kept: ErrorList | None = field(init=False, default=None, repr=False, compare=False)
+    _out: ErrorSink = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.sink is None:
+            self._kept = ErrorList()
+            self._out = self._kept
+        else:
+            self._out = self.sink
 
     def error(self, pos: int, err: RowError) -> None:
-        self.errors.append((pos, err))
+        self.pending.append((pos, err))
         self.count_errors(err.code, 1)
+
+    def settle(self) -> None:
+        """Write the pending errors to the sink in row order (the sort is stable: a row's
+        errors keep their order). Only where every later error belongs to a later row."""
+        if self.pending:
+            self.pending.sort(key=itemgetter(0))
+            self._out.write([e for _, e in self.pending])
+            self.pending.clear()
 
     def count_errors(self, code: str, n: int) -> None:
         """Count ``n`` errors of ``code`` whose records the caller appends itself (in bulk)."""
@@ -274,7 +331,7 @@ class Accumulator:
             self.summed.append((documents, doc_types, rows, cents))
 
     def result(self) -> RegionResult:
-        self.errors.sort(key=itemgetter(0))  # stable: a row's errors keep their order
+        self.settle()
         return RegionResult(
             rows_total=self.rows_total,
             rows_valid=self.rows_valid,
@@ -282,7 +339,7 @@ class Accumulator:
             errors_by_code=dict(sorted(self.errors_by_code.items())),
             amount_valid=cents_to_decimal(self.cents_valid),
             totals=self._merged_totals(),
-            errors=tuple(e for _, e in self.errors),
+            errors=tuple(self._kept.errors) if self._kept is not None else (),
         )
 
     def _merged_totals(self) -> DocumentTotals:
@@ -469,6 +526,8 @@ def scalar_region(
                 scalar_row(acc, buf[pos:hi], pos, lines, ctx)
             return pos, lines
         scalar_row(acc, buf[pos:end], pos, lines, ctx)
+        if len(acc.pending) >= SETTLE_EVERY_ERRORS:
+            acc.settle()  # rows come in order here: every later error is a later row's
         following = next_record(buf, end, hi)
         # Its terminator is one line break; only quotes hold more.
         lines += 1 if plain else line_breaks(buf, pos, following)

@@ -562,3 +562,446 @@ EXPORT i64 upflow_scan(const u8 *buf, i64 hi, const i64 *params, const u8 *bad, 
     if (open < hi) state[S_OPEN] = open;
     return status;
 }
+
+/* ------------------------------------------------------------------------------------------
+ * Document texts of a compacted table (kernel.py's flush), in C rather than per document in
+ * Python.
+ */
+
+/* CPF: the 11 digits of value. */
+static inline void cpf_text(u64 value, u8 *out) {
+    for (int i = 10; i >= 0; i--) {
+        out[i] = (u8)('0' + value % 10);
+        value /= 10;
+    }
+}
+
+/* CNPJ: the 12 base-36 characters of value, then the check digits (documents.py's rule, with
+ * each character weighed as ord(c) - 48, as validate-docbr does). */
+static inline void cnpj_text(u64 value, u8 *out) {
+    static const u8 digits36[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (int i = 11; i >= 0; i--) {
+        out[i] = digits36[value % 36];
+        value /= 36;
+    }
+    int t1 = 0, t2 = 0;
+    for (int i = 0; i < 12; i++) {
+        t1 += (out[i] - '0') * CNPJ_W1[i];
+        t2 += (out[i] - '0') * CNPJ_W2[i];
+    }
+    const int r1 = t1 % 11, dv1 = r1 < 2 ? 0 : 11 - r1;
+    const int r2 = (t2 + CNPJ_W2[12] * dv1) % 11, dv2 = r2 < 2 ? 0 : 11 - r2;
+    out[12] = (u8)('0' + dv1);
+    out[13] = (u8)('0' + dv2);
+}
+
+/* memcmp-like order of two byte strings (a shorter prefix first), as Python orders str/bytes. */
+static inline int compare_bytes(const u8 *a, i64 na, const u8 *b, i64 nb) {
+    const i64 n = na < nb ? na : nb;
+    for (i64 i = 0; i < n; i++)
+        if (a[i] != b[i]) return a[i] < b[i] ? -1 : 1;
+    return na < nb ? -1 : na > nb;
+}
+
+/*
+ * The documents of a table upflow_compact has compacted (n entries: n_cpf CPFs, then CNPJs,
+ * each part sorted by value, which is its texts' order), merged into text order: each
+ * document's text and a '\n' into text, its entry into merged and its type (0 CPF, 1 CNPJ)
+ * into types. Returns the bytes written to text (at most 15 per entry).
+ */
+EXPORT i64 upflow_texts(const Entry *table, i64 n, i64 n_cpf, u8 *text, Entry *merged, u8 *types) {
+    i64 i = 0, j = n_cpf, k = 0, at = 0;
+    u8 cpf[11], cnpj[14];
+    if (i < n_cpf) cpf_text(table[i].key, cpf);
+    if (j < n) cnpj_text(table[j].key, cnpj);
+    while (i < n_cpf || j < n) {
+        const int take_cpf = j >= n || (i < n_cpf && compare_bytes(cpf, 11, cnpj, 14) < 0);
+        const u8 *doc = take_cpf ? cpf : cnpj;
+        const int len = take_cpf ? 11 : 14;
+        for (int c = 0; c < len; c++) text[at + c] = doc[c];
+        text[at + len] = '\n';
+        at += len + 1;
+        types[k] = (u8)!take_cpf;
+        if (take_cpf) {
+            merged[k++] = table[i++];
+            if (i < n_cpf) cpf_text(table[i].key, cpf);
+        } else {
+            merged[k++] = table[j++];
+            if (j < n) cnpj_text(table[j].key, cnpj);
+        }
+    }
+    return at;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Consolidation (upflow/core/consolidation.py, whose pure-Python reference this equals; a
+ * property test holds them equal): the document hash, a chunk's partial object, a shard's sums.
+ */
+
+/* MurmurHash3's 64-bit finaliser: a bijection in which every input bit flips each output bit
+ * with probability ~1/2. */
+static inline u64 fmix64(u64 h) {
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* consolidation.document_hash: h = length * 0x9E3779B97F4A7C15, then h = fmix64(h ^ w) for
+ * each 8-byte little-endian word w of the text (the last one padded with zero bytes). */
+static inline u64 document_hash(const u8 *s, i64 n) {
+    u64 h = (u64)n * 0x9E3779B97F4A7C15ULL;
+    for (i64 i = 0; i < n; i += 8) {
+        u64 w = 0;
+        for (int k = 0; k < 8 && i + k < n; k++) w |= (u64)s[i + k] << (8 * k);
+        h = fmix64(h ^ w);
+    }
+    return h;
+}
+
+/* A byte the partial format cannot carry in a document or type: it would cut the record. */
+static inline int unfit_byte(u8 c) { return c >= 0x80 || c == ',' || c == '\n' || c == '\r'; }
+
+/* Decimal text of v at p; returns the end. */
+static inline u8 *put_int(u8 *p, i64 v) {
+    u64 u = (u64)v;
+    if (v < 0) {
+        *p++ = '-';
+        u = 0 - u;
+    }
+    u8 tmp[20];
+    int k = 0;
+    do {
+        tmp[k++] = (u8)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (k) *p++ = tmp[--k];
+    return p;
+}
+
+/* Split a '\n'-joined text into exactly n pieces with printable bytes only: start[i] is
+ * piece i's first byte, start[n] is len + 1. 0 when it is not n such pieces. */
+static int split_lines(const u8 *s, i64 len, i64 n, i64 *start) {
+    if (n == 0) return len == 0;
+    i64 k = 0;
+    start[0] = 0;
+    for (i64 i = 0; i < len; i++) {
+        const u8 c = s[i];
+        if (c == '\n') {
+            if (++k >= n) return 0;
+            start[k] = i + 1;
+        } else if (unfit_byte(c)) {
+            return 0;
+        }
+    }
+    if (k != n - 1) return 0;
+    start[n] = len + 1;
+    return 1;
+}
+
+/* Heapsort of the record numbers idx[0, m) by their documents' texts. */
+typedef struct {
+    const u8 *docs;
+    const i64 *start;
+} Texts;
+
+static inline int text_less(const Texts *t, i64 a, i64 b) {
+    return compare_bytes(t->docs + t->start[a], t->start[a + 1] - 1 - t->start[a], t->docs + t->start[b],
+                         t->start[b + 1] - 1 - t->start[b]) < 0;
+}
+
+static void sift_texts(const Texts *t, i64 *idx, i64 root, i64 m) {
+    for (;;) {
+        i64 child = 2 * root + 1;
+        if (child >= m) return;
+        if (child + 1 < m && text_less(t, idx[child], idx[child + 1])) child++;
+        if (!text_less(t, idx[root], idx[child])) return;
+        const i64 x = idx[root];
+        idx[root] = idx[child];
+        idx[child] = x;
+        root = child;
+    }
+}
+
+static void sort_texts(const Texts *t, i64 *idx, i64 m) {
+    for (i64 i = m / 2 - 1; i >= 0; i--) sift_texts(t, idx, i, m);
+    for (i64 end = m - 1; end > 0; end--) {
+        const i64 x = idx[0];
+        idx[0] = idx[end];
+        idx[end] = x;
+        sift_texts(t, idx, 0, end);
+    }
+}
+
+static void sift_u64(u64 *a, i64 root, i64 m) {
+    for (;;) {
+        i64 child = 2 * root + 1;
+        if (child >= m) return;
+        if (child + 1 < m && a[child + 1] > a[child]) child++;
+        if (a[root] >= a[child]) return;
+        const u64 x = a[root];
+        a[root] = a[child];
+        a[child] = x;
+        root = child;
+    }
+}
+
+static void sort_u64(u64 *a, i64 m) {
+    for (i64 i = m / 2 - 1; i >= 0; i--) sift_u64(a, i, m);
+    for (i64 end = m - 1; end > 0; end--) {
+        const u64 x = a[0];
+        a[0] = a[end];
+        a[end] = x;
+        sift_u64(a, 0, end);
+    }
+}
+
+static inline void put_be64(u8 *p, u64 v) {
+    for (int k = 7; k >= 0; k--) {
+        p[k] = (u8)v;
+        v >>= 8;
+    }
+}
+
+/*
+ * consolidation.encode_partial for n records given as columns: docs and types are the texts
+ * joined by '\n', rows and cents int64. Writes the index ((2^bucket_bits + 1) big-endian
+ * offsets) at index_out and the records ("document,type,rows,cents\n" in (bucket, document)
+ * order) at records_out, and the sketch (the sketch_cap smallest distinct hashes, ascending)
+ * at sketch with its length at *sketch_n. scratch: 5n + 2^bucket_bits + 3 words.
+ * Returns the records' length; -1 when the columns are not n documents and n types the
+ * format can carry, -2 when a document is there twice (the reference then raises).
+ */
+EXPORT i64 upflow_partial(const u8 *docs, i64 docs_len, const u8 *types, i64 types_len, const i64 *rows,
+                          const i64 *cents, i64 n, i64 bucket_bits, i64 *scratch, u8 *index_out,
+                          u8 *records_out, u64 *sketch, i64 sketch_cap, i64 *sketch_n) {
+    const i64 buckets = (i64)1 << bucket_bits;
+    i64 *dstart = scratch, *tstart = dstart + n + 1, *order = tstart + n + 1;
+    u64 *hash = (u64 *)(order + n), *sorted_hash = hash + n;
+    i64 *first = (i64 *)(sorted_hash + n); /* buckets + 1 counters, then starts */
+    *sketch_n = 0;
+    if (!split_lines(docs, docs_len, n, dstart) || !split_lines(types, types_len, n, tstart)) return -1;
+    for (i64 b = 0; b <= buckets; b++) first[b] = 0;
+    const int shift = 64 - (int)bucket_bits;
+    for (i64 i = 0; i < n; i++) {
+        hash[i] = document_hash(docs + dstart[i], dstart[i + 1] - 1 - dstart[i]);
+        first[(hash[i] >> shift) + 1]++;
+    }
+    for (i64 b = 0; b < buckets; b++) first[b + 1] += first[b];
+    for (i64 i = 0; i < n; i++) order[first[hash[i] >> shift]++] = i; /* first[b]: end of bucket b */
+    const Texts texts = {docs, dstart};
+    u8 *p = records_out;
+    i64 lo = 0;
+    for (i64 b = 0; b < buckets; b++) {
+        const i64 hi = first[b];
+        put_be64(index_out + 8 * b, (u64)(p - records_out));
+        sort_texts(&texts, order + lo, hi - lo);
+        for (i64 k = lo; k < hi; k++) {
+            const i64 i = order[k];
+            const i64 dlen = dstart[i + 1] - 1 - dstart[i], tlen = tstart[i + 1] - 1 - tstart[i];
+            if (k > lo) {
+                const i64 prev = order[k - 1];
+                if (compare_bytes(docs + dstart[prev], dstart[prev + 1] - 1 - dstart[prev], docs + dstart[i],
+                                  dlen) == 0)
+                    return -2;
+            }
+            for (i64 c = 0; c < dlen; c++) *p++ = docs[dstart[i] + c];
+            *p++ = ',';
+            for (i64 c = 0; c < tlen; c++) *p++ = types[tstart[i] + c];
+            *p++ = ',';
+            p = put_int(p, rows[i]);
+            *p++ = ',';
+            p = put_int(p, cents[i]);
+            *p++ = '\n';
+        }
+        /* The buckets come in hash order, so the sketch is the start of the sorted hashes. */
+        if (*sketch_n < sketch_cap) {
+            for (i64 k = lo; k < hi; k++) sorted_hash[k] = hash[order[k]];
+            sort_u64(sorted_hash + lo, hi - lo);
+            for (i64 k = lo; k < hi && *sketch_n < sketch_cap; k++)
+                if (*sketch_n == 0 || sketch[*sketch_n - 1] != sorted_hash[k]) sketch[(*sketch_n)++] = sorted_hash[k];
+        }
+        lo = hi;
+    }
+    put_be64(index_out + 8 * buckets, (u64)(p - records_out));
+    return p - records_out;
+}
+
+/*
+ * A shard's sums (consolidation.reduce_shard): the records of partial pieces summed per
+ * document in an open-addressing table whose slots hold the document and type texts.
+ * A record this cannot take -- not of the canonical form (printable ASCII texts that fit a
+ * slot, '-'? digits), a sum that would leave int64, a type other than the document's first
+ * -- becomes an exception line: Python sums it with its own integers (and raises where the
+ * reference raises).
+ */
+#define SUM_TEXT 38
+typedef struct {
+    u64 hash;
+    i64 rows;
+    i64 cents;
+    u8 doc_len; /* 0: an empty slot */
+    u8 type_len;
+    u8 text[SUM_TEXT]; /* the document, then the type */
+} Sum;
+
+enum { R_POS, R_USED, R_NEXC, R_LEN };
+
+static inline int sum_is(const Sum *s, u64 h, const u8 *doc, i64 dlen) {
+    if (s->hash != h || s->doc_len != dlen) return 0;
+    for (i64 c = 0; c < dlen; c++)
+        if (s->text[c] != doc[c]) return 0;
+    return 1;
+}
+
+/* '-'? [0-9]+ in s[0, len) as an int64; 0 when it is not that or does not fit. */
+static inline int parse_int(const u8 *s, i64 len, i64 *out) {
+    i64 i = 0;
+    const int negative = len > 0 && s[0] == '-';
+    if (negative) i = 1;
+    if (i >= len) return 0;
+    i64 v = 0;
+    for (; i < len; i++) {
+        const u8 digit = (u8)(s[i] - '0');
+        if (digit > 9) return 0;
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_sub_overflow(v, (i64)digit, &v)) return 0;
+    }
+    /* accumulated negatively: -2^63 fits */
+    if (!negative) {
+        if (v == INT64_MIN) return 0;
+        v = -v;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Next ',' in s[i, end), or end. */
+static inline i64 next_comma(const u8 *s, i64 i, i64 end) {
+    while (i < end && s[i] != ',') i++;
+    return i;
+}
+
+/*
+ * Add the records of buf[state[R_POS], len) to the table (cap slots, a power of two). Stops
+ * early, state[R_POS] at the next record, when the table is half full (returns
+ * ST_TABLE_FULL: Python grows it) or the exception buffer (pairs start, end) is full
+ * (ST_EXC_FULL).
+ */
+EXPORT i64 upflow_reduce(const u8 *buf, i64 len, i64 *state, Sum *table, i64 cap, i64 *exc, i64 exc_cap) {
+    const u64 mask = (u64)cap - 1;
+    i64 pos = state[R_POS], used = state[R_USED], nexc = state[R_NEXC];
+    i64 status = ST_DONE;
+    while (pos < len) {
+        if (nexc >= exc_cap) { status = ST_EXC_FULL; break; }
+        if (used >= cap / 2) { status = ST_TABLE_FULL; break; }
+        i64 end = pos;
+        while (end < len && buf[end] != '\n') end++;
+        const i64 start = pos;
+        pos = end < len ? end + 1 : len;
+        /* document, type: printable ASCII but ',' (what an exception line re-reads in Python) */
+        const i64 d1 = next_comma(buf, start, end), t1 = d1 < end ? next_comma(buf, d1 + 1, end) : end;
+        const i64 r1 = t1 < end ? next_comma(buf, t1 + 1, end) : end;
+        const i64 dlen = d1 - start, tlen = t1 - d1 - 1;
+        int ok = r1 < end && dlen > 0 && tlen > 0 && dlen + tlen <= SUM_TEXT;
+        for (i64 c = start; ok && c < t1; c++)
+            if (buf[c] < 0x20 || buf[c] >= 0x7f) ok = 0;
+        i64 rows = 0, cents = 0;
+        ok = ok && parse_int(buf + t1 + 1, r1 - t1 - 1, &rows) && parse_int(buf + r1 + 1, end - r1 - 1, &cents);
+        Sum *s = 0;
+        if (ok) {
+            const u64 h = document_hash(buf + start, dlen);
+            u64 slot = h & mask;
+            while (table[slot].doc_len != 0 && !sum_is(&table[slot], h, buf + start, dlen)) slot = (slot + 1) & mask;
+            s = &table[slot];
+            if (s->doc_len == 0) {
+                s->hash = h;
+                s->rows = rows;
+                s->cents = cents;
+                s->doc_len = (u8)dlen;
+                s->type_len = (u8)tlen;
+                for (i64 c = 0; c < dlen; c++) s->text[c] = buf[start + c];
+                for (i64 c = 0; c < tlen; c++) s->text[dlen + c] = buf[d1 + 1 + c];
+                used++;
+                continue;
+            }
+            ok = s->type_len == tlen;
+            for (i64 c = 0; ok && c < tlen; c++) ok = s->text[dlen + c] == buf[d1 + 1 + c];
+            i64 new_rows, new_cents;
+            if (ok && !__builtin_add_overflow(s->rows, rows, &new_rows) &&
+                !__builtin_add_overflow(s->cents, cents, &new_cents)) {
+                s->rows = new_rows;
+                s->cents = new_cents;
+                continue;
+            }
+        }
+        exc[2 * nexc] = start;
+        exc[2 * nexc + 1] = end;
+        nexc++;
+    }
+    state[R_POS] = pos;
+    state[R_USED] = used;
+    state[R_NEXC] = nexc;
+    return status;
+}
+
+/* Re-insert every sum of the old table into the (empty, larger) new one. */
+EXPORT void upflow_reduce_rehash(const Sum *old, i64 old_cap, Sum *table, i64 cap) {
+    const u64 mask = (u64)cap - 1;
+    for (i64 j = 0; j < old_cap; j++) {
+        if (old[j].doc_len == 0) continue;
+        u64 slot = old[j].hash & mask;
+        while (table[slot].doc_len != 0) slot = (slot + 1) & mask;
+        table[slot] = old[j];
+    }
+}
+
+static inline int sum_less(const Sum *a, const Sum *b) {
+    return compare_bytes(a->text, a->doc_len, b->text, b->doc_len) < 0;
+}
+
+static void sift_sums(Sum *a, i64 root, i64 m) {
+    for (;;) {
+        i64 child = 2 * root + 1;
+        if (child >= m) return;
+        if (child + 1 < m && sum_less(&a[child], &a[child + 1])) child++;
+        if (!sum_less(&a[root], &a[child])) return;
+        const Sum x = a[root];
+        a[root] = a[child];
+        a[child] = x;
+        root = child;
+    }
+}
+
+/*
+ * The sums in document order (the table is spent afterwards): documents joined by '\n' into
+ * docs, types likewise into types, (rows, cents) pairs into ints. Returns the number of sums;
+ * *docs_len and *types_len receive the texts' lengths (with a '\n' after each).
+ */
+EXPORT i64 upflow_reduce_sorted(Sum *table, i64 cap, u8 *docs, i64 *docs_len, u8 *types, i64 *types_len,
+                                i64 *ints) {
+    i64 n = 0;
+    for (i64 j = 0; j < cap; j++)
+        if (table[j].doc_len != 0) table[n++] = table[j];
+    for (i64 i = n / 2 - 1; i >= 0; i--) sift_sums(table, i, n);
+    for (i64 end = n - 1; end > 0; end--) {
+        const Sum x = table[0];
+        table[0] = table[end];
+        table[end] = x;
+        sift_sums(table, 0, end);
+    }
+    i64 d = 0, t = 0;
+    for (i64 i = 0; i < n; i++) {
+        const Sum *s = &table[i];
+        for (int c = 0; c < s->doc_len; c++) docs[d++] = s->text[c];
+        docs[d++] = '\n';
+        for (int c = 0; c < s->type_len; c++) types[t++] = s->text[s->doc_len + c];
+        types[t++] = '\n';
+        ints[2 * i] = s->rows;
+        ints[2 * i + 1] = s->cents;
+    }
+    *docs_len = d;
+    *types_len = t;
+    return n;
+}

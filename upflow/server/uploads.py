@@ -18,11 +18,18 @@ from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
+from upflow.aws import telemetry
 from upflow.aws.dynamo import ConditionFailed, Item, Table
 from upflow.aws.s3 import NoSuchUpload, S3Store, UploadedPart
 from upflow.core import naming, tokens
 from upflow.core.partsize import PartPlan, PartPlanError, plan_parts
-from upflow.definition import RuntimeConfig
+from upflow.definition import (
+    METRIC_BYTES_UPLOADED,
+    METRIC_PARTS_SIGNED,
+    METRIC_UPLOADS_ABORTED,
+    METRIC_UPLOADS_INITIATED,
+    RuntimeConfig,
+)
 from upflow.server.states import ABORTED, UPLOAD, UPLOADED, UPLOADING
 
 ERROR_CODES = (
@@ -70,6 +77,11 @@ def upload_pk(upload_id: str) -> str:
 
 def upload_key(upload_id: str) -> dict[str, str]:
     return {"pk": upload_pk(upload_id), "sk": "META"}
+
+
+def epoch_ms(timestamp: float) -> int:
+    """Epoch milliseconds (an int: DynamoDB takes no floats), as chunk items time their work."""
+    return int(timestamp * 1000)
 
 
 def iso(timestamp: float) -> str:
@@ -488,6 +500,8 @@ class UploadService:
             "updated_at": iso(now),
         }
         self._table.put_new(item, key_attr="pk")
+        telemetry.work_on(upload_id)
+        telemetry.emit(METRIC_UPLOADS_INITIATED, 1)
         return {
             "upload_id": upload_id,
             "key": key,
@@ -526,6 +540,7 @@ class UploadService:
             signed = self._store.presign_part(key, mpu_id, number, expires_in, parts.checksums.get(number))
             urls[str(number)] = signed.url
             headers[str(number)] = signed.headers
+        telemetry.emit(METRIC_PARTS_SIGNED, len(urls))
         return {"urls": urls, "headers": headers, "expires_at": iso(self._clock() + expires_in)}
 
     def _list(self, upload: Upload) -> list[UploadedPart]:
@@ -558,6 +573,7 @@ class UploadService:
             etag = self._store.complete_multipart_upload(upload.key, upload.mpu_id, ordered)
         except NoSuchUpload as error:
             raise HttpError(409, "upload_completed", "the upload is already complete") from error
+        telemetry.emit(METRIC_BYTES_UPLOADED, upload.plan.object_size)
         try:
             self._table.update(
                 upload_key(upload_id),
@@ -623,6 +639,7 @@ class UploadService:
             )
         except ConditionFailed as error:
             raise HttpError(409, "upload_completed", "the upload changed state meanwhile") from error
+        telemetry.emit(METRIC_UPLOADS_ABORTED, 1)
         self._store.abort_multipart_upload(upload.key, upload.mpu_id)
         return {"upload_id": upload_id, "status": ABORTED}
 
@@ -678,7 +695,9 @@ def document_total(entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def status_document(item: Item) -> dict[str, Any]:
+def status_document(item: Item, chunk_view: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The status document of ``GET /uploads/{id}`` from the upload item; ``chunk_view``
+    (``upflow.server.chunkview``, read from the chunk items) joins ``chunks`` when given."""
     error = None
     if item.get("error_code"):
         error = {"code": item["error_code"], "message": item.get("error_message", "")}
@@ -698,6 +717,7 @@ def status_document(item: Item) -> dict[str, Any]:
             "total": int(item.get("chunk_total", 0)),
             "done": int(item.get("chunks_done", 0)),
             "failed": int(item.get("chunks_failed", 0)),
+            **(chunk_view or {}),
         },
         # The reduce: zero until every chunk is mapped (docs/design.md, "Consolidation").
         "shards": {
