@@ -112,16 +112,21 @@ def _queue_with_dlq(sqs: SQSClient, name: str, dlq_name: str, visibility: int, l
     return url
 
 
-def create_queues(sqs: SQSClient, names: ResourceNames, limits: Limits) -> dict[str, str]:
+def create_queues(
+    sqs: SQSClient, names: ResourceNames, limits: Limits, visibility_seconds: int | None = None
+) -> dict[str, str]:
+    """The events and chunks queues with their DLQs. Their visibility timeout is
+    VISIBILITY_TIMEOUT_FACTOR x their consumer's timeout, as in infra, unless
+    ``visibility_seconds`` says otherwise: the local stack's is short, so that the message
+    of a killed process comes back within seconds (its pumps keep a live handler's
+    messages invisible; ``upflow.local.pump``)."""
     planner_timeout = FUNCTIONS[PLANNER_HANDLER].timeout_seconds
     chunk_timeout = FUNCTIONS[CHUNK_HANDLER].timeout_seconds
+    events_visibility = visibility_seconds or VISIBILITY_TIMEOUT_FACTOR * planner_timeout
+    chunks_visibility = visibility_seconds or VISIBILITY_TIMEOUT_FACTOR * chunk_timeout
     return {
-        "events": _queue_with_dlq(
-            sqs, names.events_queue, names.events_dlq, VISIBILITY_TIMEOUT_FACTOR * planner_timeout, limits
-        ),
-        "chunks": _queue_with_dlq(
-            sqs, names.chunks_queue, names.chunks_dlq, VISIBILITY_TIMEOUT_FACTOR * chunk_timeout, limits
-        ),
+        "events": _queue_with_dlq(sqs, names.events_queue, names.events_dlq, events_visibility, limits),
+        "chunks": _queue_with_dlq(sqs, names.chunks_queue, names.chunks_dlq, chunks_visibility, limits),
     }
 
 
@@ -181,9 +186,10 @@ def create_stack(
     web_origins: list[str],
     *,
     aws_s3: bool = True,
+    visibility_seconds: int | None = None,
 ) -> None:
     """Create every resource of ``names`` (fails if they already exist)."""
     create_bucket(s3, names, limits, web_origins, aws_s3=aws_s3)
-    queue_urls = create_queues(sqs, names, limits)
+    queue_urls = create_queues(sqs, names, limits, visibility_seconds)
     create_tables(dynamodb, names)
     create_rule(events, sqs, names, queue_urls["events"])

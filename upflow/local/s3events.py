@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from upflow.definition import UPLOADS_PREFIX
+from upflow.local.processes import die_with_parent
 
 DETAIL_TYPE = "Object Created"
 SOURCE = "aws.s3"
@@ -266,7 +267,13 @@ class EventSource:
             since = self.handled_ns - RESTART_MARGIN_NS if self.handled_ns else 0
             cmd = tail_command(self.weed, self.filer, self.bucket, self.prefix, max(since, 0), time.time_ns())
             _log(f"following {' '.join(cmd[1:])}")
-            self._tail = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+            self._tail = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                preexec_fn=die_with_parent(),  # this process killed (SIGKILL) takes its tail along
+            )
             assert self._tail.stdout is not None
             for message in JsonStream().objects(self._tail.stdout):
                 self.handle(message)
