@@ -355,9 +355,19 @@ def test_first_parts_are_checksummed_while_the_preview_is_read_and_signed_by_ini
 def test_reload_mid_upload_resumes_without_resending_parts(
     context: BrowserContext, web_url: str, big_csv: CsvFile, stack: LocalStack
 ) -> None:
-    """(3) Reload while parts are missing, choose the same file: only the missing parts are PUT."""
+    """(3) Reload while parts are missing, choose the same file: only the missing parts are PUT.
+
+    The complete request names every part's CRC32, those sent before the reload included
+    (read from the file again where S3's ListParts lists none, as SeaweedFS's does not)."""
     page = context.new_page()
     allowed_before_reload = 3
+    completes: list[Any] = []
+
+    def note_complete(request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/complete"):
+            completes.append(request.post_data_json)
+
+    page.on("request", note_complete)
     state: dict[str, Any] = {"phase": "before", "allowed": 0, "after": []}
 
     def gate(route: Route) -> None:
@@ -408,6 +418,15 @@ def test_reload_mid_upload_resumes_without_resending_parts(
     assert set(sent_after) | set(before) == set(range(1, part_count + 1))
     assert sorted(sent_after) == sorted(set(sent_after)), f"a part was sent twice: {sent_after}"
     assert recent_upload(page)["upload_id"] == session["upload_id"]  # the same upload, resumed
+    part_size = int(session["part_size"])
+    assert completes and completes[-1]["parts"] == [
+        {
+            "part_number": n,
+            "etag": completes[-1]["parts"][n - 1]["etag"],
+            "checksum_crc32": crc32_b64(big_csv.data[(n - 1) * part_size : n * part_size]),
+        }
+        for n in range(1, part_count + 1)
+    ]
 
 
 @pytest.mark.parametrize(

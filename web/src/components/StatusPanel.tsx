@@ -3,6 +3,7 @@ import { describeError, type ApiClient } from '../lib/api'
 import { formatBRL, formatBytes, formatCount } from '../lib/format'
 import { canRetryChunks, errorCodeLabel, statusView } from '../lib/status'
 import type { StatusDocument } from '../lib/types'
+import { ChunkGrid, ChunkTimingsLine } from './ChunkGrid'
 import { Alert, Badge, Button, Card, CardTitle, Stat } from './ui'
 
 export function StatusPanel({
@@ -92,6 +93,8 @@ export function StatusPanel({
             <Stat label="Invalid rows" testId="rows-invalid" value={formatCount(doc.summary?.rows_invalid ?? 0)} />
             <Stat label="Total amount (valid)" testId="amount-valid" value={formatBRL(doc.summary?.amount_valid ?? '0')} />
           </dl>
+          {doc.chunks.grid !== undefined && <ChunkGrid grid={doc.chunks.grid} total={doc.chunks.total} />}
+          <ChunkTimingsLine timings={doc.chunks.timings} slowest={doc.chunks.slowest} />
           <p className="mb-4 text-xs text-slate-500">
             {formatBytes(doc.size)} · {doc.format ? `${doc.format.encoding}, delimiter “${doc.format.delimiter}”` : 'format pending'} ·
             upload {doc.upload_id}

@@ -100,7 +100,7 @@ describe('ApiClient', () => {
     await expect(api.health()).rejects.toMatchObject({ code: 'bad_response' })
   })
 
-  it('lists parts and completes with part numbers and etags', async () => {
+  it('lists parts and completes with part numbers, etags and checksums', async () => {
     const calls: [string, RequestInit | undefined][] = []
     const api = new ApiClient('http://api.test', async (url, init) => {
       calls.push([url, init])
@@ -108,8 +108,12 @@ describe('ApiClient', () => {
       return jsonResponse(200, { upload_id: 'u', status: 'uploaded', key: 'k', size: 5, etag: 'x' })
     })
     expect(await api.listParts('u', 't')).toEqual([{ part_number: 1, size: 5, etag: '"e1"' }])
-    await api.complete('u', 't', [{ part_number: 1, etag: '"e1"' }])
-    expect(JSON.parse(calls[1]![1]!.body as string)).toEqual({ parts: [{ part_number: 1, etag: '"e1"' }] })
+    await api.complete('u', 't', [{ part_number: 1, etag: '"e1"', checksum_crc32: 'y/Q5Jg==' }])
+    expect(JSON.parse(calls[1]![1]!.body as string)).toEqual({
+      parts: [{ part_number: 1, etag: '"e1"', checksum_crc32: 'y/Q5Jg==' }],
+    })
+    await api.complete('u', 't')
+    expect(JSON.parse(calls[2]![1]!.body as string)).toEqual({})
   })
 })
 

@@ -13,6 +13,17 @@ import type {
   StatusDocument,
 } from './types'
 
+/**
+ * A part as POST /uploads/{id}/complete takes it. `checksum_crc32` (base64, as signed for
+ * its PUT) is needed for a CRC32 upload on an S3 whose ListParts does not list part
+ * checksums (SeaweedFS): S3 wants every part's checksum at complete.
+ */
+export interface CompletedPart {
+  part_number: number
+  etag: string
+  checksum_crc32?: string
+}
+
 export class ApiError extends Error {
   readonly status: number
   readonly code: string
@@ -158,7 +169,7 @@ export class ApiClient {
   complete(
     id: string,
     token: string,
-    parts?: { part_number: number; etag: string }[],
+    parts?: CompletedPart[],
     signal?: AbortSignal,
   ): Promise<CompleteResponse> {
     return this.request('POST', `/uploads/${encodeURIComponent(id)}/complete`, {

@@ -357,6 +357,17 @@ describe('PartSigner', () => {
     expect(calls[0]!.checksums).toEqual({ '1': 'crc(part-1)' })
   })
 
+  it('keeps the checksum of every part it signed or was handed, for complete', async () => {
+    const { signer } = setup(10)
+    signer.seedChecksum(1, Promise.resolve('head(1)'))
+    await signer.sign(1, blob(1))
+    await signer.sign(2, blob(2))
+    expect(await signer.knownChecksum(1)).toBe('head(1)')
+    expect(await signer.knownChecksum(2)).toBe('crc(part-2)')
+    signer.markStored([9])
+    expect(signer.knownChecksum(9)).toBeUndefined() // stored before this page: never read here
+  })
+
   it('helpers', () => {
     expect(signedHeaders(undefined, undefined)).toEqual({})
     expect(expirySeconds('2030-01-01T00:00:03Z', now)).toBeUndefined()

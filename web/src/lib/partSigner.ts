@@ -135,6 +135,11 @@ export class PartSigner {
     void this.remember(n, sum).catch(() => undefined)
   }
 
+  /** The checksum of part `n` this signer computed or was given, if any (for complete). */
+  knownChecksum(n: number): Promise<string> | undefined {
+    return this.sums.get(n)
+  }
+
   /** URLs signed outside this signer (POST /uploads answers the first parts'), cached as if it had. */
   seedSigned(answer: SignAnswer, checksums: Record<string, string> | undefined): void {
     this.keep(Object.keys(answer.urls).map(Number), answer, checksums)

@@ -1,5 +1,6 @@
 // Upload status codes of the status document → words, tone and what to do next.
-import type { StatusDocument, UploadStatus } from './types'
+import { formatDuration } from './format'
+import type { ChunkState, StatusDocument, UploadStatus } from './types'
 
 export type Tone = 'neutral' | 'progress' | 'success' | 'warning' | 'danger'
 
@@ -96,4 +97,44 @@ export function errorCodeLabel(code: string): string {
   if (known) return known
   const words = code.replace(/_/g, ' ').trim()
   return words.charAt(0).toUpperCase() + words.slice(1)
+}
+
+/** The chunk states in the order the grid's legend lists them. */
+export const CHUNK_STATES: readonly ChunkState[] = ['pending', 'processing', 'completed', 'failed']
+
+/** The status document's grid alphabet (docs/design.md, "HTTP API"). */
+const GRID_CODES: Record<string, ChunkState> = { P: 'pending', R: 'processing', C: 'completed', F: 'failed' }
+
+/** Most cells the page draws: an upload has at most 10,000 chunks. */
+export const MAX_GRID_CELLS = 10_000
+
+/**
+ * The status document's `chunks.grid` ("CCRPF…", one character per chunk) → one state per chunk.
+ * With `total`, the list has exactly that many cells (missing ones are pending, extra ones
+ * dropped); a character outside the alphabet is pending too. Never more than MAX_GRID_CELLS.
+ */
+export function parseChunkGrid(grid: string, total?: number): ChunkState[] {
+  const length = Math.min(MAX_GRID_CELLS, Math.max(0, total ?? grid.length))
+  const states: ChunkState[] = new Array<ChunkState>(length)
+  for (let index = 0; index < length; index++) states[index] = GRID_CODES[grid.charAt(index)] ?? 'pending'
+  return states
+}
+
+/** How many chunks are in each state. */
+export function countChunkStates(states: readonly ChunkState[]): Record<ChunkState, number> {
+  const counts: Record<ChunkState, number> = { pending: 0, processing: 0, completed: 0, failed: 0 }
+  for (const state of states) counts[state]++
+  return counts
+}
+
+/** The words of a state for people ("processing" → "Processing"). */
+export function chunkStateLabel(state: ChunkState): string {
+  return state.charAt(0).toUpperCase() + state.slice(1)
+}
+
+/** A chunk's seconds: "0,42 s" below a minute (pt-BR decimals), then "3 min 05 s". */
+export function formatChunkSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '—'
+  if (seconds >= 60) return formatDuration(seconds)
+  return `${seconds.toFixed(seconds < 10 ? 2 : 1).replace('.', ',')} s`
 }

@@ -76,7 +76,8 @@ export interface StatusDocument {
   updated_at: string
   error: { code: string; message: string } | null
   format: { encoding: string; delimiter: string; header: string[] } | null
-  chunks: { total: number; done: number; failed: number }
+  /** total/done/failed: the upload's counters; the rest, the chunks' view (absent from an older API) */
+  chunks: { total: number; done: number; failed: number } & Partial<ChunkView>
   summary: {
     upload_id?: string
     status?: string
@@ -92,6 +93,38 @@ export interface StatusDocument {
   documents_total?: number
   /** the largest documents by amount (up to 10), with the results */
   top_documents?: DocumentTotal[]
+}
+
+/** A chunk's state (docs/design.md, "State machines"). */
+export type ChunkState = 'pending' | 'processing' | 'completed' | 'failed'
+
+/** Seconds per completed chunk and rows per second; null until a chunk completed. */
+export interface ChunkTimings {
+  chunks: number
+  min_seconds: number
+  median_seconds: number
+  max_seconds: number
+  total_seconds: number
+  elapsed_seconds: number
+  rows: number
+  /** rows of the timed chunks over the time from the first start to the last finish */
+  rows_per_second: number | null
+  /** one worker's rate: rows over the chunks' summed seconds */
+  rows_per_chunk_second: number | null
+}
+
+/** The chunks of one upload as GET /uploads/{id} answers them (docs/design.md, "HTTP API"). */
+export interface ChunkView {
+  by_state: Record<ChunkState, number>
+  /** one character per chunk, in chunk order: P pending, R processing, C completed, F failed */
+  grid: string
+  timings: ChunkTimings | null
+  /** the slowest completed chunks, slowest first (up to 10) */
+  slowest: { index: number; seconds: number; rows: number; attempts: number }[]
+  /** the chunks processing longest, with the seconds so far (up to 10) */
+  running: { index: number; seconds: number; attempts: number }[]
+  /** failed chunks by index, with their last error (up to 10) */
+  failures: { index: number; attempts: number; error: string }[]
 }
 
 /** One document's consolidated total: `amount` is exact decimal text ("1234.50"). */

@@ -13,7 +13,9 @@
 //   uploadPartBytes        → Uppy's own XHR PUT, sending the bytes the CRC32 worker
 //                            read (PartBytes) when it kept them, else the file slice
 //   listParts              → GET /uploads/{id}/parts
-//   completeMultipartUpload→ POST /uploads/{id}/complete with {part_number, etag}
+//   completeMultipartUpload→ POST /uploads/{id}/complete with {part_number, etag,
+//                            checksum_crc32} (completionParts: an S3 that lists no part
+//                            checksums, SeaweedFS, still wants them all at complete)
 //   abortMultipartUpload   → DELETE /uploads/{id}, only when the user cancels (Uppy also
 //                            calls it after a failed upload; we keep those resumable)
 //
@@ -23,7 +25,7 @@
 // and resume (in-flight PUTs aborted, resumed via listParts), and progress.
 import AwsS3 from '@uppy/aws-s3'
 import Uppy from '@uppy/core'
-import { ApiClient, ApiError, describeError } from './api'
+import { ApiClient, ApiError, describeError, type CompletedPart } from './api'
 import { ChecksumPool } from './checksum'
 import { heldBytesBudget, PartBytes } from './partBytes'
 import { fingerprint } from './fingerprint'
@@ -109,6 +111,45 @@ export async function prepareSession(
   return { session, resumed: false, checksums: session.checksums ?? true, signed }
 }
 
+/** Where a part's CRC32 comes from at complete, in this order. */
+export interface PartChecksumSources {
+  /** computed (or handed over by the head start) in this page's life */
+  known(partNumber: number): Promise<string> | undefined
+  /** what S3's ListParts answered for the part, when it lists checksums */
+  listed(partNumber: number): string | undefined
+  /** the part read from the file again: a part sent before a reload, on an S3 that lists none */
+  compute(partNumber: number): Promise<string>
+}
+
+/**
+ * The body of POST /uploads/{id}/complete for Uppy's `parts`: every part with its ETag
+ * and, for a CRC32 upload (`sources` not null), its checksum. Undefined when a part has no
+ * ETag (the server then takes S3's list as it is).
+ */
+export async function completionParts(
+  parts: readonly { PartNumber?: number | null; ETag?: string | null }[],
+  sources: PartChecksumSources | null,
+): Promise<CompletedPart[] | undefined> {
+  const named = parts.filter(
+    (p): p is { PartNumber: number; ETag: string } => p.PartNumber != null && p.ETag != null,
+  )
+  if (named.length !== parts.length) return undefined
+  if (!sources) return named.map((p) => ({ part_number: p.PartNumber, etag: p.ETag }))
+  const checksumOf = async (n: number): Promise<string> => {
+    const known = sources.known(n)
+    if (known) {
+      try {
+        return await known
+      } catch {
+        // a failed read ahead: the part was sent with a checksum computed again; so is this one
+      }
+    }
+    return sources.listed(n) ?? (await sources.compute(n))
+  }
+  const checksums = await Promise.all(named.map((p) => checksumOf(p.PartNumber)))
+  return named.map((p, i) => ({ part_number: p.PartNumber, etag: p.ETag, checksum_crc32: checksums[i]! }))
+}
+
 export interface UploadEvents {
   onProgress: (bytesDone: number, bytesTotal: number) => void
   onPaused: (paused: boolean) => void
@@ -130,6 +171,8 @@ export class UploadController {
   /** Uppy's body Blob of each part signed, so its PUT can find the bytes already read */
   private readonly partOfBody = new WeakMap<Blob, number>()
   private readonly signer: PartSigner
+  /** the CRC32 S3's ListParts gave of each part it holds (none on SeaweedFS) */
+  private readonly listedChecksums = new Map<number, string>()
   private readonly fileId: string
   private cancelRequested = false
   private abortPromise: Promise<void> | null = null
@@ -189,6 +232,7 @@ export class UploadController {
       listParts: async (_file, { signal }) => {
         const parts = await api.listParts(id, token, signal)
         this.signer.markStored(parts.map((p) => p.part_number))
+        for (const p of parts) if (p.checksum_crc32) this.listedChecksums.set(p.part_number, p.checksum_crc32)
         const bytes = parts.reduce((n, p) => n + p.size, 0)
         events.onAlreadyUploaded?.(bytes, parts.length)
         return parts.map((p) => ({ PartNumber: p.part_number, Size: p.size, ETag: p.etag }))
@@ -210,10 +254,17 @@ export class UploadController {
       },
       completeMultipartUpload: async (_file, { parts, signal }) => {
         events.onCompleting()
-        const body = parts
-          .filter((p): p is { PartNumber: number; ETag: string } => p.PartNumber != null && p.ETag != null)
-          .map((p) => ({ part_number: p.PartNumber, etag: p.ETag }))
-        const result = await api.complete(id, token, body.length === parts.length ? body : undefined, signal)
+        const sources: PartChecksumSources | null = useChecksums
+          ? {
+              known: (n) => this.signer.knownChecksum(n),
+              listed: (n) => this.listedChecksums.get(n),
+              compute: async (n) =>
+                (await this.pool.digest(file.slice(...partRange(n, partSize, file.size)), false)).checksum,
+            }
+          : null
+        const body = await completionParts(parts, sources)
+        signal?.throwIfAborted()
+        const result = await api.complete(id, token, body, signal)
         return { ...result, location: result.key }
       },
       abortMultipartUpload: async () => {
