@@ -28,6 +28,7 @@ from processor.model import (
     shard_csv_key,
     shard_items,
     shard_key,
+    sketch_items,
     totals_key,
 )
 from upflow.aws import telemetry
@@ -127,12 +128,9 @@ def _plan_reduce(services: Services, upload_id: str) -> None:
     """Every chunk is mapped: compose their transfer functions; re-parse the chunks whose
     speculated start state was wrong, or, when none was, choose R and start R reducers."""
     limits = services.config.limits
-    sketches: list[tuple[int, ...]] = []
     partial_records = 0
     chunks = list(
-        chunk_items(
-            services.status, upload_id, projection=("index", "transfer", "compatible", "documents", "sketch")
-        )
+        chunk_items(services.status, upload_id, projection=("index", "transfer", "compatible", "documents"))
     )
     true_states = compose(decode_states(str(chunk["transfer"])) for chunk in chunks)
     wrong = [
@@ -145,8 +143,8 @@ def _plan_reduce(services: Services, upload_id: str) -> None:
         return
     for chunk in chunks:
         partial_records += int(chunk.get("documents", 0))
-        if "sketch" in chunk:
-            sketches.append(decode_sketch(chunk["sketch"]))
+    # Every chunk is completed, and each wrote its sketch in its completion's transaction.
+    sketches = [decode_sketch(item["sketch"]) for item in sketch_items(services.status, upload_id)]
     shard_total = shard_count_for(
         estimate_distinct(merge_sketches(sketches)),
         partial_records,

@@ -11,6 +11,10 @@ from upflow.server.uploads import upload_pk
 
 CHUNK_PREFIX = "CHUNK#"
 SHARD_PREFIX = "SHARD#"
+# A chunk's document sketch has an item of its own: it is most of a chunk item's bytes, and
+# DynamoDB charges a Query for whole items, so the chunk items (read by every status poll,
+# the reconciler and the finaliser) stay small and only the reduce's planning reads these.
+SKETCH_PREFIX = "SKETCH#"
 # Item states and their transitions: upflow.server.states (CHUNK, SHARD).
 
 
@@ -43,6 +47,15 @@ def chunk_items(
         projection=projection,
         consistent=consistent,
     )
+
+
+def sketch_key(upload_id: str, index: int) -> dict[str, str]:
+    return {"pk": upload_pk(upload_id), "sk": f"{SKETCH_PREFIX}{index:06d}"}
+
+
+def sketch_items(status: Table, upload_id: str) -> Iterator[Item]:
+    """The upload's chunk sketches (one item a completed chunk), in chunk order."""
+    return status.query("pk", upload_pk(upload_id), sort_name="sk", sort_prefix=SKETCH_PREFIX)
 
 
 def shard_key(upload_id: str, index: int) -> dict[str, str]:

@@ -24,8 +24,8 @@ class ProcessingService:
         """The status document with the chunks' view (counts by state, timings, grid).
 
         One Query of the upload's chunk items, eventually consistent (a view that may lag a
-        second): it reads, and is charged for, whole items, ~2.4 KB each (the sketch is most
-        of it), so ~3,000 read units and ~24 pages for 10,000 chunks (docs/design.md)."""
+        second): it reads, and is charged for, whole items, ~470 bytes each (the sketches are
+        items of their own), so ~600 read units and ~5 pages for 10,000 chunks (docs/design.md)."""
         item = self._services.uploads.load(upload_id)
         chunk_total = int(item.get("chunk_total", 0))
         if not chunk_total:

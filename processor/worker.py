@@ -19,10 +19,10 @@ from typing import Any
 
 from processor.batch import Record, receive_count
 from processor.finalize import advance, encode_sketch
-from processor.model import chunk_errors_key, chunk_key, partial_key
+from processor.model import chunk_errors_key, chunk_key, partial_key, sketch_key
 from processor.workitems import CHUNK_WORK, complete, mark_processing, record_failure
 from upflow.aws import telemetry
-from upflow.aws.dynamo import Item
+from upflow.aws.dynamo import Item, Update
 from upflow.aws.telemetry import logger, traced
 from upflow.core.chunk import ChunkResult, process_chunk
 from upflow.core.chunking import ChunkRange
@@ -71,7 +71,7 @@ def process_chunk_once(services: Services, upload_id: str, index: int) -> None:
     started = time.perf_counter()
     mark_processing(services, CHUNK_WORK, upload_id, index, chunk_item)
     result, partial, errors_size = map_chunk(services, upload_id, upload, chunk_item)
-    if _complete(services, upload_id, index, result, partial, errors_size):
+    if complete_chunk(services, upload_id, index, result, partial, errors_size):
         _count_chunk(result, time.perf_counter() - started)
     else:
         logger.info("chunk mapped again; another delivery had completed it first")
@@ -137,9 +137,12 @@ def map_chunk(
     return result, partial, errors_size
 
 
-def _complete(
+def complete_chunk(
     services: Services, upload_id: str, index: int, chunk: ChunkResult, partial: Partial, errors_size: int
 ) -> bool:
+    """The chunk completed with what ``map_chunk`` found, its counts added to the upload and its
+    sketch written, in one transaction; False when that parse must not count (another delivery
+    completed the chunk, or the chunk was sent back to be parsed from another start state)."""
     result = chunk.region
     error_counts = {f"err_{code}": count for code, count in result.errors_by_code.items() if count}
     counts: dict[str, int | Decimal] = {
@@ -160,7 +163,25 @@ def _complete(
         "compatible": encode_states(sorted(chunk.compatible)),
         "line_breaks": chunk.line_breaks,
         "documents": partial.documents,
-        "sketch": encode_sketch(partial.sketch),
         **counts,
     }
-    return complete(services, CHUNK_WORK, upload_id, index, fields, counts)
+    parsed_state = fields["parsed_state"]
+    return complete(
+        services,
+        CHUNK_WORK,
+        upload_id,
+        index,
+        fields,
+        counts,
+        # A parse that began before advance() sent the chunk back with its true start state
+        # (a late duplicate delivery) must not complete the chunk with the speculated rows.
+        require=lambda guard: guard.and_(
+            "attribute_not_exists(start_state) OR start_state = :parsed_state",
+            values={":parsed_state": parsed_state},
+        ),
+        also=[
+            services.status.tx_update(
+                sketch_key(upload_id, index), Update(set={"sketch": encode_sketch(partial.sketch)})
+            )
+        ],
+    )

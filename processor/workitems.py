@@ -36,6 +36,7 @@ from upflow.server.states import (
     REDUCING,
     SHARD,
     UPLOAD,
+    Guard,
     StateMachine,
 )
 from upflow.server.uploads import epoch_ms, iso, upload_key
@@ -118,22 +119,31 @@ def complete(
     index: int,
     fields: Mapping[str, Any],
     upload_counts: Mapping[str, int | Decimal] | None = None,
+    *,
+    require: Callable[[Guard], Guard] | None = None,
+    also: Sequence[dict[str, Any]] = (),
 ) -> bool:
     """Flip the item to ``completed`` with ``fields`` and add it (and ``upload_counts``) to the
     upload, in one transaction; False when another delivery completed it first (its counts
-    are in once). ``finished_at`` (epoch ms) ends the item's timing (``mark_processing``)."""
+    are in once). ``finished_at`` (epoch ms) ends the item's timing (``mark_processing``).
+
+    ``require`` adds clauses to the item's guard (the transaction fails like a completed
+    item's when they do not hold); ``also`` are more writes of the same transaction, made only
+    when the completion is."""
     clock = time.time()
+    guard = kind.machine.condition(to=ITEM_COMPLETED, from_=ITEM_PROCESSING)
+    if require is not None:
+        guard = require(guard)
     operations = [
         services.status.tx_update(
             kind.key(upload_id, index),
-            kind.machine.condition(to=ITEM_COMPLETED, from_=ITEM_PROCESSING).update(
-                set={"updated_at": iso(clock), "finished_at": epoch_ms(clock), **fields}
-            ),
+            guard.update(set={"updated_at": iso(clock), "finished_at": epoch_ms(clock), **fields}),
         ),
         services.status.tx_update(
             upload_key(upload_id),
             Update(add={kind.done_counter: 1, **(upload_counts or {})}, set={"updated_at": iso(clock)}),
         ),
+        *also,
     ]
     for attempt in range(_TRANSACTION_ATTEMPTS):
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import random
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 import requests
 
 from upflow.definition import RESULTS_PREFIX, results_partition
+from upflow.server.wiring import Services
 from upflow.testing.documents import random_cnpj, random_cpf
 
 
@@ -268,3 +270,15 @@ def start_cli(args: list[str], home: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def take_chunk_message(services: Services, upload_id: str) -> dict[str, Any]:
+    """Receive (and delete) the upload's chunk message, as a worker that then dies would."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for message in services.chunks.receive(10, 1):
+            services.chunks.delete([message["ReceiptHandle"]])
+            body = json.loads(message["Body"])
+            if body.get("upload_id") == upload_id:
+                return dict(body)
+    raise AssertionError("the chunk message never arrived")

@@ -12,14 +12,13 @@ an upload, both reproduced here with real queue messages and status items:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Any
 
 import pytest
 from csvgen import generate
-from support import Api, wait_until
+from support import Api, take_chunk_message, wait_until
 
 from processor.reconciler import reconcile
 from processor.workitems import CHUNK_WORK, mark_processing
@@ -35,18 +34,6 @@ def services(stack: LocalStack, aws_env: dict[str, str]) -> Services:
     # Anything `processing` for a second is presumed dead: the test decides who died.
     limits = dataclasses.replace(config.limits, stuck_after_seconds=1)
     return build_services(dataclasses.replace(config, limits=limits))
-
-
-def take_chunk_message(services: Services, upload_id: str) -> dict[str, Any]:
-    """Receive (and delete) the upload's chunk message, as a worker that then dies would."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for message in services.chunks.receive(10, 1):
-            services.chunks.delete([message["ReceiptHandle"]])
-            body = json.loads(message["Body"])
-            if body.get("upload_id") == upload_id:
-                return dict(body)
-    raise AssertionError("the chunk message never arrived")
 
 
 def planned_upload(api: Api, services: Services, stack: LocalStack, seed: int) -> tuple[dict[str, Any], Any]:
