@@ -25,6 +25,7 @@ from processor.model import (
     chunk_message,
     reduce_message,
     report_key,
+    report_slice_key,
     shard_csv_key,
     shard_items,
     shard_key,
@@ -34,13 +35,15 @@ from processor.model import (
 from upflow.aws import telemetry
 from upflow.aws.dynamo import ConditionFailed, Item, TransactionCancelled, Update, transact
 from upflow.aws.telemetry import logger
-from upflow.core.consolidation import estimate_distinct, merge_sketches, plan_shards, shard_count_for
+from upflow.core.consolidation import BUCKETS, estimate_distinct, merge_sketches, plan_shards, shard_count_for
 from upflow.core.dialect import ParserState, compose, decode_states, encode_states
 from upflow.core.report import (
     UTF8_BOM,
+    ReportSlice,
     ReportWriter,
     chunk_row_errors,
     iter_chunk_rows,
+    plan_report_slices,
     report_part_size,
     report_size_bound,
 )
@@ -130,7 +133,11 @@ def _plan_reduce(services: Services, upload_id: str) -> None:
     limits = services.config.limits
     partial_records = 0
     chunks = list(
-        chunk_items(services.status, upload_id, projection=("index", "transfer", "compatible", "documents"))
+        chunk_items(
+            services.status,
+            upload_id,
+            projection=("index", "transfer", "compatible", "documents", "errors_size", "line_breaks"),
+        )
     )
     true_states = compose(decode_states(str(chunk["transfer"])) for chunk in chunks)
     wrong = [
@@ -145,19 +152,30 @@ def _plan_reduce(services: Services, upload_id: str) -> None:
         partial_records += int(chunk.get("documents", 0))
     # Every chunk is completed, and each wrote its sketch in its completion's transaction.
     sketches = [decode_sketch(item["sketch"]) for item in sketch_items(services.status, upload_id)]
-    shard_total = shard_count_for(
+    document_shards = shard_count_for(
         estimate_distinct(merge_sketches(sketches)),
         partial_records,
         limits.documents_per_shard,
         limits.partial_records_per_shard,
     )
+    # A report too large for one finaliser is rewritten by the reduce tasks, a slice each
+    # (the tasks beyond the document shards reduce no bucket).
+    slices = len(_report_slices(chunks, limits.report_slice_bytes))
+    report_slices = slices if slices > 1 else 0
+    shard_total = max(document_shards, report_slices)
     try:
         services.status.update(
             upload_key(upload_id),
             UPLOAD.condition(to=REDUCING, from_=(PROCESSING, FAILED))
             .and_("chunks_done = chunk_total AND attribute_not_exists(shard_total)")
             .update(
-                set={"shard_total": shard_total, "reduce_next": 0, "updated_at": iso(time.time())},
+                set={
+                    "shard_total": shard_total,
+                    "document_shards": document_shards,
+                    "report_slices": report_slices,
+                    "reduce_next": 0,
+                    "updated_at": iso(time.time()),
+                },
                 set_if_missing={"shards_done": 0, "shards_failed": 0},
                 remove=("error_code", "error_message"),
             ),
@@ -165,7 +183,14 @@ def _plan_reduce(services: Services, upload_id: str) -> None:
     except ConditionFailed:
         pass  # another caller planned it (maybe with another estimate): its plan stands
     else:
-        logger.info("every chunk mapped; reduce planned", extra={"shard_total": shard_total})
+        logger.info(
+            "every chunk mapped; reduce planned",
+            extra={
+                "shard_total": shard_total,
+                "document_shards": document_shards,
+                "report_slices": report_slices,
+            },
+        )
     item = services.status.get(upload_key(upload_id))
     if item is not None and "shard_total" in item:
         _start_shards(services, upload_id, item)
@@ -205,19 +230,50 @@ def _reparse(services: Services, upload_id: str, wrong: Sequence[tuple[int, Pars
     services.chunks.send_json([chunk_message(upload_id, index) for index in requeued])
 
 
+def _report_slices(chunks: Sequence[Item], slice_bytes: int) -> list[ReportSlice]:
+    return plan_report_slices(
+        [(int(chunk.get("errors_size", 0)), int(chunk.get("line_breaks", 0))) for chunk in chunks],
+        slice_bytes,
+    )
+
+
 def _start_shards(services: Services, upload_id: str, item: Item) -> None:
-    """Write the shard items and send their messages, once (re-driven if a caller died midway)."""
+    """Write the shard items and send their messages, once (re-driven if a caller died midway).
+
+    Shard r < ``document_shards`` reduces its range of buckets; shard r < ``report_slices``
+    also rewrites slice r of the report. The slices are planned again from the chunk items,
+    which no longer change: every caller gets the same."""
     shard_total = int(item["shard_total"])
     if int(item.get("reduce_next", 0)) >= shard_total:
         return
-    for shard in plan_shards(shard_total):
+    document_shards = int(item.get("document_shards", shard_total))
+    report_slices = int(item.get("report_slices", 0))
+    buckets: list[tuple[int, int]] = [(s.first_bucket, s.end_bucket) for s in plan_shards(document_shards)]
+    buckets += [(BUCKETS, BUCKETS)] * (shard_total - document_shards)
+    slices: list[ReportSlice] = []
+    if report_slices:
+        chunks = chunk_items(services.status, upload_id, projection=("index", "errors_size", "line_breaks"))
+        slices = _report_slices(list(chunks), services.config.limits.report_slice_bytes)
+        if len(slices) != report_slices:
+            raise RuntimeError(f"the report was planned in {report_slices} slices, now {len(slices)}")
+    for index, (first_bucket, end_bucket) in enumerate(buckets):
+        report = (
+            {
+                "report_first_chunk": slices[index].first_chunk,
+                "report_end_chunk": slices[index].end_chunk,
+                "report_line_breaks_before": slices[index].line_breaks_before,
+            }
+            if index < len(slices)
+            else {}
+        )
         services.status.put_new(
             {
-                **shard_key(upload_id, shard.index),
+                **shard_key(upload_id, index),
                 "upload_id": upload_id,
-                "index": shard.index,
-                "first_bucket": shard.first_bucket,
-                "end_bucket": shard.end_bucket,
+                "index": index,
+                "first_bucket": first_bucket,
+                "end_bucket": end_bucket,
+                **report,
                 "status": SHARD.initial,
                 "attempts": 0,
             },
@@ -255,24 +311,48 @@ def _after_reduce(services: Services, upload_id: str, item: Item) -> None:
         )
 
 
-def _write_report(services: Services, upload_id: str) -> list[dict[str, Any]]:
-    """Build the error report from the chunks' error files, streamed: each file is read from
-    its GET as it arrives and the report goes to S3 in parts as it is written (never whole in
-    memory, nor on disk). Answers the first errors, for the upload's status."""
-    limits = services.config.limits
-    # A few numbers per chunk (at most max_chunks): the parts are sized before the first one.
-    chunks = list(
-        chunk_items(
+def _write_report(services: Services, upload_id: str, item: Item) -> list[dict[str, Any]]:
+    """The error report from the chunks' error files: rewritten here, or, when the reduce
+    tasks rewrote it in slices, joined by S3 from their objects. Answers the first errors,
+    for the upload's status."""
+    key = report_key(upload_id)
+    counted = sum(int(value) for name, value in item.items() if name.startswith("err_"))
+    report_slices = int(item.get("report_slices", 0))
+    if report_slices:
+        shards = shard_items(services.status, upload_id, projection=("index", "report_rows", "first_errors"))
+        slices = [shard for shard in shards if int(shard["index"]) < report_slices]
+        services.store.join(key, [report_slice_key(upload_id, k) for k in range(report_slices)])
+        rows = sum(int(shard.get("report_rows", 0)) for shard in slices)
+        shown = services.config.limits.first_errors_shown
+        first_errors = [error for shard in slices for error in shard.get("first_errors", [])][:shown]
+    else:
+        chunks = chunk_items(
             services.status, upload_id, projection=("index", "line_breaks", "errors_count", "errors_size")
         )
-    )
+        rows, first_errors = rewrite_report(services, upload_id, list(chunks), 0, key, head=True)
+    if rows != counted:
+        # A file that disagrees with its chunk's count was not written by the parse that
+        # completed the chunk (a stale delivery overwrote it): say so, but do not hold the
+        # upload back for it.
+        logger.error("error files and chunk counts disagree", extra={"rows": rows, "counted": counted})
+    return first_errors
+
+
+def rewrite_report(
+    services: Services, upload_id: str, chunks: Sequence[Item], line_breaks_before: int, key: str, head: bool
+) -> tuple[int, list[dict[str, Any]]]:
+    """The rows of ``chunks``' error files (consecutive chunk items: index, line_breaks,
+    errors_count, errors_size), rewritten at their file lines into ``key`` — the whole report
+    (``head``: BOM and header first) or one slice of it. Streamed: each file is read from its
+    GET as it arrives and the output goes to S3 in parts as it is written (never whole in
+    memory, nor on disk). Answers the rows written and the first errors among them."""
+    limits = services.config.limits
     counted = sum(int(chunk.get("errors_count", 0)) for chunk in chunks)
     files_size = sum(int(chunk.get("errors_size", 0)) for chunk in chunks)
     part_size = report_part_size(report_size_bound(files_size, counted), limits.report_part_size)
     first_errors: list[dict[str, Any]] = []
-    with services.store.writer(report_key(upload_id), part_size, content_type="text/csv") as out:
-        report = ReportWriter(out)
-        line_breaks_before = 0
+    with services.store.writer(key, part_size, content_type="text/csv") as out:
+        report = ReportWriter(out, head=head)
         for chunk in chunks:
             if int(chunk.get("errors_count", 0)):
                 with services.store.open_stream(chunk_errors_key(upload_id, int(chunk["index"]))) as stream:
@@ -290,20 +370,13 @@ def _write_report(services: Services, upload_id: str) -> list[dict[str, Any]]:
                                 }
                             )
             line_breaks_before += int(chunk["line_breaks"])
-        if report.rows != counted:
-            # A file that disagrees with its chunk's count was not written by the parse that
-            # completed the chunk (a stale delivery overwrote it): say so, but do not hold the
-            # upload back for it.
-            logger.error(
-                "error files and chunk counts disagree", extra={"rows": report.rows, "counted": counted}
-            )
         out.finish()
-    return first_errors
+    return report.rows, first_errors
 
 
 def _finalize_success(services: Services, upload_id: str, item: dict[str, Any]) -> None:
     key = report_key(upload_id)
-    first_errors = _write_report(services, upload_id)
+    first_errors = _write_report(services, upload_id, item)
     documents_total, top_documents = _write_totals(services, upload_id, int(item["shard_total"]))
     status = COMPLETED_WITH_ERRORS if int(item.get("rows_invalid", 0)) else COMPLETED
     try:

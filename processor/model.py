@@ -100,6 +100,12 @@ def chunk_errors_key(upload_id: str, index: int) -> str:
     return f"{CHUNK_ERRORS_PREFIX}{upload_id}/{index:06d}.csv"
 
 
+def report_slice_key(upload_id: str, index: int) -> str:
+    """A slice of a large report, rewritten by a reduce task; the finaliser joins them (they
+    expire with the chunks' error files)."""
+    return f"{CHUNK_ERRORS_PREFIX}{upload_id}/report-{index:05d}.csv"
+
+
 def report_key(upload_id: str) -> str:
     return f"{REPORTS_PREFIX}{upload_id}/errors.csv"
 

@@ -19,10 +19,11 @@ from decimal import Decimal
 from typing import Any
 
 from processor.batch import Record, receive_count
-from processor.finalize import advance
-from processor.model import partial_key, shard_csv_key, shard_key
+from processor.finalize import advance, rewrite_report
+from processor.model import chunk_items, partial_key, report_slice_key, shard_csv_key, shard_key
 from processor.workitems import ITEM_COMPLETED, SHARD_WORK, complete, mark_processing, record_failure
 from upflow.aws import telemetry
+from upflow.aws.dynamo import Item
 from upflow.aws.telemetry import logger
 from upflow.core.consolidation import (
     PartialRecord,
@@ -71,10 +72,15 @@ def reduce_shard_once(services: Services, upload_id: str, index: int) -> None:
         started = time.perf_counter()
         mark_processing(services, SHARD_WORK, upload_id, index, item)
         shard = Shard(index, int(item["first_bucket"]), int(item["end_bucket"]))
-        totals = reduce_shard(_shares(services, upload_id, int(upload["chunk_total"]), shard))
+        totals = (
+            reduce_shard(_shares(services, upload_id, int(upload["chunk_total"]), shard))
+            if shard.first_bucket < shard.end_bucket
+            else []  # a task that only rewrites a slice of the report
+        )
         _write_results(services, [_result_item(upload_id, index, total) for total in totals])
         services.store.put_bytes(shard_csv_key(upload_id, index), shard_csv(totals))
-        if _complete(services, upload_id, index, totals):
+        report = _rewrite_report_slice(services, upload_id, index, item)
+        if _complete(services, upload_id, index, totals, report):
             seconds = time.perf_counter() - started
             telemetry.emit(METRIC_REDUCE_DURATION, seconds * 1000)
             logger.info(
@@ -139,7 +145,30 @@ def shard_csv(totals: list[PartialRecord]) -> bytes:
     ).encode("ascii")
 
 
-def _complete(services: Services, upload_id: str, index: int, totals: list[PartialRecord]) -> bool:
+def _rewrite_report_slice(services: Services, upload_id: str, index: int, item: Item) -> dict[str, Any]:
+    """This task's slice of a large report (``report_first_chunk`` .. ``report_end_chunk``),
+    rewritten at its file lines into its own object; the finaliser joins the slices. Answers
+    what the shard item keeps of it (none when the task has no slice)."""
+    if "report_first_chunk" not in item:
+        return {}
+    first, end = int(item["report_first_chunk"]), int(item["report_end_chunk"])
+    chunks = chunk_items(
+        services.status, upload_id, ("index", "line_breaks", "errors_count", "errors_size"), before_index=end
+    )
+    rows, first_errors = rewrite_report(
+        services,
+        upload_id,
+        [chunk for chunk in chunks if int(chunk["index"]) >= first],
+        int(item["report_line_breaks_before"]),
+        report_slice_key(upload_id, index),
+        head=index == 0,
+    )
+    return {"report_rows": rows, "first_errors": first_errors}
+
+
+def _complete(
+    services: Services, upload_id: str, index: int, totals: list[PartialRecord], report: dict[str, Any]
+) -> bool:
     top = [
         {
             "document": t.document,
@@ -155,5 +184,5 @@ def _complete(services: Services, upload_id: str, index: int, totals: list[Parti
         SHARD_WORK,
         upload_id,
         index,
-        {"documents": len(totals), "amount": amount, "top_documents": top},
+        {"documents": len(totals), "amount": amount, "top_documents": top, **report},
     )

@@ -100,6 +100,10 @@ class Limits:
     # written (memory holds about one part); the finaliser grows it, in whole MiB, for a
     # report that would need more than 10,000 parts.
     report_part_size: int = 8 * MiB
+    # A report holding more error rows than this is rewritten in slices of about this many bytes,
+    # by the reduce tasks at once, and joined by S3 (UploadPartCopy) — one finaliser rewriting
+    # it all (~15 MB/s) would not fit its timeout beyond a few GB. At least S3's 5 MiB part.
+    report_slice_bytes: int = 512 * MiB
     # Reduce: R grows so no shard writes more than this many documents (estimated) ...
     documents_per_shard: int = 20_000
     # ... nor reads more than this many partial records (a document once per chunk it is in).
@@ -114,6 +118,8 @@ class Limits:
             raise ValueError("min_part_size is below S3's 5 MiB minimum")
         if not S3_MIN_PART_SIZE <= self.report_part_size <= S3_MAX_PART_SIZE:
             raise ValueError("report_part_size must be within S3's part sizes (5 MiB to 5 GiB)")
+        if not S3_MIN_PART_SIZE <= self.report_slice_bytes <= S3_MAX_PART_SIZE // 2:
+            raise ValueError("report_slice_bytes must be within 5 MiB and 2.5 GiB (S3's copied parts)")
         if not 1 <= self.max_parts <= S3_MAX_PARTS:
             raise ValueError("max_parts must be within 1..10000")
         if self.lifecycle_days < 1:
@@ -333,6 +339,7 @@ def runtime_config_from_env(env: Mapping[str, str] | None = None) -> RuntimeConf
         retry_backoff_seconds=_int_env(env, "UPFLOW_RETRY_BACKOFF_SECONDS", base.retry_backoff_seconds),
         plan_page_chunks=_int_env(env, "UPFLOW_PLAN_PAGE_CHUNKS", base.plan_page_chunks),
         documents_per_shard=_int_env(env, "UPFLOW_DOCUMENTS_PER_SHARD", base.documents_per_shard),
+        report_slice_bytes=_int_env(env, "UPFLOW_REPORT_SLICE_BYTES", base.report_slice_bytes),
         max_receives=_int_env(env, "UPFLOW_MAX_RECEIVES", base.max_receives),
         stuck_after_seconds=_int_env(env, "UPFLOW_STUCK_AFTER_SECONDS", base.stuck_after_seconds),
         reconcile_every_seconds=_int_env(env, "UPFLOW_RECONCILE_EVERY_SECONDS", base.reconcile_every_seconds),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 CHECKSUM_ALGORITHM = "CRC32"
+# UploadPartCopy requests in flight in one join (each copies up to 5 GiB inside S3).
+_JOIN_COPIES = 8
 CHECKSUM_HEADER = "x-amz-checksum-crc32"
 CHECKSUM_ALGORITHM_HEADER = "x-amz-sdk-checksum-algorithm"
 
@@ -143,6 +146,34 @@ class S3Store:
         )
         # The SDK may checksum the part on its own (CRC32 by default): complete must repeat it.
         return UploadedPart(part_number, len(data), answer["ETag"], answer.get("ChecksumCRC32"))
+
+    @traced
+    def join(self, key: str, sources: Sequence[str], content_type: str = "text/csv") -> None:
+        """Make ``key`` the objects ``sources`` one after another, copied by S3 itself (one
+        UploadPartCopy each, a few at once): nothing passes through this process. Every
+        source but the last must be at least 5 MiB, none over 5 GiB. A failure aborts."""
+        if not sources or len(sources) > S3_MAX_PARTS:
+            raise ValueError(f"join needs 1..{S3_MAX_PARTS} sources, not {len(sources)}")
+        mpu_id = self.create_multipart_upload(key, content_type, checksum=False)
+
+        def copy(number: int, source: str) -> UploadedPart:
+            answer = self._client.upload_part_copy(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=mpu_id,
+                PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": source},
+            )
+            result = answer["CopyPartResult"]
+            return UploadedPart(number, 0, str(result["ETag"]), result.get("ChecksumCRC32"))
+
+        try:
+            with ThreadPoolExecutor(max_workers=min(_JOIN_COPIES, len(sources))) as pool:
+                parts = list(pool.map(copy, range(1, len(sources) + 1), sources))
+            self.complete_multipart_upload(key, mpu_id, parts)
+        except BaseException:
+            self.abort_multipart_upload(key, mpu_id)
+            raise
 
     def writer(self, key: str, part_size: int, content_type: str = "text/csv") -> ObjectWriter:
         """An object written as it is produced (see :class:`ObjectWriter`)."""

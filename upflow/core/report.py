@@ -19,6 +19,7 @@ import io
 import re
 import typing
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -171,13 +172,15 @@ def _report_text(line_breaks_before: int, rows: Iterable[ChunkRow]) -> str:
 
 class ReportWriter:
     """A :class:`ReportSink` writing the final report into ``out`` as it comes: the BOM and
-    the header at once, then each batch's rows. ``rows`` and ``size`` (bytes) count them."""
+    the header at once (``head=False``: not — a slice of the report after its first), then
+    each batch's rows. ``rows`` and ``size`` (bytes) count them."""
 
-    def __init__(self, out: ByteSink) -> None:
+    def __init__(self, out: ByteSink, head: bool = True) -> None:
         self._out = out
         self.rows = 0
         self.size = 0
-        self._emit(_report_head())
+        if head:
+            self._emit(_report_head())
 
     def write(self, line_breaks_before: int, errors: Sequence[RowError]) -> None:
         self.write_rows(line_breaks_before, list(map(_CHUNK_ROW, errors)))
@@ -222,6 +225,42 @@ def write_report(out: typing.TextIO, chunks: Iterable[tuple[int, Sequence[RowErr
         out.write(_report_text(line_breaks_before, map(_CHUNK_ROW, errors)))
         n += len(errors)
     return n
+
+
+# The bytes of a chunk error file's header line (the report has one header, not one a chunk).
+CHUNK_HEADER_BYTES = len(_csv_text([CHUNK_HEADER]).encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class ReportSlice:
+    """Chunks ``first_chunk`` .. ``end_chunk - 1`` of an upload, whose error rows make one
+    contiguous piece of the report; ``line_breaks_before``: the file's line breaks before them."""
+
+    index: int
+    first_chunk: int
+    end_chunk: int
+    line_breaks_before: int
+
+
+def plan_report_slices(chunks: Sequence[tuple[int, int]], slice_bytes: int) -> list[ReportSlice]:
+    """The report cut into contiguous slices of chunks, to be rewritten at once by many tasks
+    and joined by S3 (``UploadPartCopy``: every part but the last at least 5 MiB).
+
+    ``chunks``: each chunk's (error file bytes, line breaks), in file order. Every slice but
+    the last holds at least ``slice_bytes`` of error rows (headers not counted); its piece of
+    the report holds at least as many bytes, since a report row is never shorter than the
+    file row it comes from (``REPORT_ROW_GROWTH``). Deterministic: any caller gets the same
+    slices. One slice when the rows are fewer than ``slice_bytes``."""
+    slices: list[ReportSlice] = []
+    first, rows_bytes, line_breaks, before = 0, 0, 0, 0
+    for index, (errors_size, chunk_line_breaks) in enumerate(chunks):
+        rows_bytes += max(0, errors_size - CHUNK_HEADER_BYTES) if errors_size else 0
+        line_breaks += chunk_line_breaks
+        if rows_bytes >= slice_bytes and index + 1 < len(chunks):
+            slices.append(ReportSlice(len(slices), first, index + 1, before))
+            first, rows_bytes, before = index + 1, 0, line_breaks
+    slices.append(ReportSlice(len(slices), first, len(chunks), before))
+    return slices
 
 
 def report_size_bound(chunk_files_size: int, rows: int) -> int:
