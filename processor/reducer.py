@@ -78,9 +78,10 @@ def reduce_shard_once(services: Services, upload_id: str, index: int) -> None:
             else []  # a task that only rewrites a slice of the report
         )
         _write_results(services, [_result_item(upload_id, index, total) for total in totals])
-        services.store.put_bytes(shard_csv_key(upload_id, index), shard_csv(totals))
+        csv_bytes = shard_csv(totals)
+        services.store.put_bytes(shard_csv_key(upload_id, index), csv_bytes)
         report = _rewrite_report_slice(services, upload_id, index, item)
-        if _complete(services, upload_id, index, totals, report):
+        if _complete(services, upload_id, index, totals, {"csv_bytes": len(csv_bytes), **report}):
             seconds = time.perf_counter() - started
             telemetry.emit(METRIC_REDUCE_DURATION, seconds * 1000)
             logger.info(
@@ -167,7 +168,7 @@ def _rewrite_report_slice(services: Services, upload_id: str, index: int, item: 
 
 
 def _complete(
-    services: Services, upload_id: str, index: int, totals: list[PartialRecord], report: dict[str, Any]
+    services: Services, upload_id: str, index: int, totals: list[PartialRecord], fields: dict[str, Any]
 ) -> bool:
     top = [
         {
@@ -184,5 +185,5 @@ def _complete(
         SHARD_WORK,
         upload_id,
         index,
-        {"documents": len(totals), "amount": amount, "top_documents": top, **report},
+        {"documents": len(totals), "amount": amount, "top_documents": top, **fields},
     )

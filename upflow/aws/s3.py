@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from botocore.exceptions import ClientError
 
@@ -206,14 +206,25 @@ class S3Store:
         with body:
             return body.read()
 
-    def iter_lines(self, key: str, piece: int = 256 * 1024) -> Iterator[bytes]:
+    def iter_lines(
+        self, key: str, piece: int = 256 * 1024, prefetch: Executor | None = None
+    ) -> Iterator[bytes]:
         """The object's lines (each with its ``\\n``), read lazily in ranged pieces: many
-        objects can be streamed side by side in bounded memory."""
+        objects can be streamed side by side in bounded memory (about two pieces each).
+        ``prefetch``: the next piece is read on it while this one is consumed, so a merge of
+        many objects waits on no GET."""
+
+        def fetch(at: int) -> bytes:
+            return self.read_range(key, at, at + piece)
+
         pending = b""
         offset = 0
+        ahead: Future[bytes] | None = prefetch.submit(fetch, 0) if prefetch else None
         while True:
-            data = self.read_range(key, offset, offset + piece)
+            data = ahead.result() if ahead is not None else fetch(offset)
             offset += len(data)
+            if prefetch is not None and len(data) == piece:
+                ahead = prefetch.submit(fetch, offset)
             lines = (pending + data).split(b"\n")
             pending = lines.pop()
             for line in lines:
@@ -225,9 +236,6 @@ class S3Store:
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "text/csv") -> None:
         self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
-
-    def upload_file(self, key: str, fileobj: IO[bytes], content_type: str = "text/csv") -> None:
-        self._client.upload_fileobj(fileobj, self.bucket, key, ExtraArgs={"ContentType": content_type})
 
     @traced
     def get_bytes(self, key: str) -> bytes:
