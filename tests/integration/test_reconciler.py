@@ -12,6 +12,8 @@ an upload, both reproduced here with real queue messages and status items:
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import os
 import time
 from typing import Any
@@ -22,8 +24,14 @@ from support import Api, take_chunk_message, wait_until
 
 from processor.reconciler import reconcile
 from processor.workitems import CHUNK_WORK, mark_processing
+from upflow.aws import telemetry
 from upflow.aws.dynamo import Update
-from upflow.definition import runtime_config_from_env
+from upflow.definition import (
+    METRIC_MESSAGES_DEAD_LETTERED,
+    METRIC_MESSAGES_REDRIVEN,
+    METRIC_UPLOADS_FAILED,
+    runtime_config_from_env,
+)
 from upflow.local.stack import LocalStack
 from upflow.server.wiring import Services, build_services
 
@@ -34,6 +42,12 @@ def services(stack: LocalStack, aws_env: dict[str, str]) -> Services:
     # Anything `processing` for a second is presumed dead: the test decides who died.
     limits = dataclasses.replace(config.limits, stuck_after_seconds=1)
     return build_services(dataclasses.replace(config, limits=limits))
+
+
+def metric_total(out: io.StringIO, name: str) -> float:
+    """The sum of ``name``'s values over the EMF records written to ``out``."""
+    records = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    return sum(sum(r[name]) for r in records if "_aws" in r and name in r)
 
 
 def planned_upload(api: Api, services: Services, stack: LocalStack, seed: int) -> tuple[dict[str, Any], Any]:
@@ -61,8 +75,10 @@ def test_a_chunk_whose_worker_died_with_its_message_is_redriven(
         assert item is not None
         mark_processing(services, CHUNK_WORK, upload_id, 0, item)
         time.sleep(1.5)
-        report = reconcile(services)
+        with telemetry.redirect_output(io.StringIO()) as out:
+            report = reconcile(services)
         assert f"{upload_id}/chunk/0" in report.redriven
+        assert metric_total(out, METRIC_MESSAGES_REDRIVEN.name) >= 1
     finally:
         stack.resume_chunk_workers()
     final = api.wait_final(upload_id, created["token"], timeout=120)
@@ -85,8 +101,12 @@ def test_a_dead_lettered_chunk_fails_with_its_reason_and_retry_recovers_it(
             key, Update(set={"status": "processing"}, add={"attempts": services.config.limits.max_receives})
         )
         services.chunks_dlq.send_json([body])
-        report = reconcile(services)
+        with telemetry.redirect_output(io.StringIO()) as out:
+            report = reconcile(services)
         assert f"{upload_id}/chunk/0" in report.failed and report.dead_letters >= 1
+        assert metric_total(out, METRIC_MESSAGES_DEAD_LETTERED.name) >= 1
+        # The chunk counted failed was the upload's last: the same pass failed the upload.
+        assert metric_total(out, METRIC_UPLOADS_FAILED.name) == 1
     finally:
         stack.resume_chunk_workers()
     final = api.wait_final(upload_id, token, timeout=60)
