@@ -75,7 +75,8 @@ def test_a_chunk_whose_worker_died_with_its_message_is_redriven(
         assert item is not None
         mark_processing(services, CHUNK_WORK, upload_id, 0, item)
         time.sleep(1.5)
-        with telemetry.redirect_output(io.StringIO()) as out:
+        out = io.StringIO()
+        with telemetry.redirect_output(out):
             report = reconcile(services)
         assert f"{upload_id}/chunk/0" in report.redriven
         assert metric_total(out, METRIC_MESSAGES_REDRIVEN.name) >= 1
@@ -101,7 +102,8 @@ def test_a_dead_lettered_chunk_fails_with_its_reason_and_retry_recovers_it(
             key, Update(set={"status": "processing"}, add={"attempts": services.config.limits.max_receives})
         )
         services.chunks_dlq.send_json([body])
-        with telemetry.redirect_output(io.StringIO()) as out:
+        out = io.StringIO()
+        with telemetry.redirect_output(out):
             report = reconcile(services)
         assert f"{upload_id}/chunk/0" in report.failed and report.dead_letters >= 1
         assert metric_total(out, METRIC_MESSAGES_DEAD_LETTERED.name) >= 1
