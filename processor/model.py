@@ -36,14 +36,16 @@ def chunk_items(
     projection: Sequence[str],
     before_index: int | None = None,
     consistent: bool = True,
+    from_index: int = 0,
 ) -> Iterator[Item]:
-    """The upload's chunk items in chunk order (all, or those before ``before_index``)."""
+    """The upload's chunk items in chunk order (all, or those from ``from_index`` and before
+    ``before_index``)."""
     last = _LAST_CHUNK_SORT_KEY if before_index is None else chunk_sort_key(before_index - 1)
     return status.query(
         "pk",
         upload_pk(upload_id),
         sort_name="sk",
-        sort_between=(chunk_sort_key(0), last),
+        sort_between=(chunk_sort_key(from_index), last),
         projection=projection,
         consistent=consistent,
     )

@@ -153,13 +153,12 @@ def _rewrite_report_slice(services: Services, upload_id: str, index: int, item: 
     if "report_first_chunk" not in item:
         return {}
     first, end = int(item["report_first_chunk"]), int(item["report_end_chunk"])
-    chunks = chunk_items(
-        services.status, upload_id, ("index", "line_breaks", "errors_count", "errors_size"), before_index=end
-    )
+    projection = ("index", "line_breaks", "errors_count", "errors_size")
+    chunks = chunk_items(services.status, upload_id, projection, before_index=end, from_index=first)
     rows, first_errors = rewrite_report(
         services,
         upload_id,
-        [chunk for chunk in chunks if int(chunk["index"]) >= first],
+        list(chunks),
         int(item["report_line_breaks_before"]),
         report_slice_key(upload_id, index),
         head=index == 0,
