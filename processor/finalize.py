@@ -73,6 +73,8 @@ _MERGE_PIECE_MIN = 32 * 1024
 _MERGE_PIECE_MAX = 1024 * 1024
 _MERGE_BATCH_LINES = 4096
 TOP_DOCUMENTS = 10
+# What the report's rewrite reads of each chunk item (start_state names its error file).
+REPORT_CHUNK_ATTRIBUTES = ("index", "line_breaks", "errors_count", "errors_size", "start_state")
 _SKETCH_VALUE = struct.Struct(">Q")
 # A chunk's counts that its completion adds to the upload (with its err_<code> counts).
 SUMMARY_COUNTS = frozenset({"rows_total", "rows_valid", "rows_invalid", "amount_valid"})
@@ -334,9 +336,7 @@ def _write_report(services: Services, upload_id: str, item: Item) -> list[dict[s
         shown = services.config.limits.first_errors_shown
         first_errors = [error for shard in slices for error in shard.get("first_errors", [])][:shown]
     else:
-        chunks = chunk_items(
-            services.status, upload_id, projection=("index", "line_breaks", "errors_count", "errors_size")
-        )
+        chunks = chunk_items(services.status, upload_id, projection=REPORT_CHUNK_ATTRIBUTES)
         rows, first_errors = rewrite_report(services, upload_id, list(chunks), 0, key, head=True)
     if rows != counted:
         # A file that disagrees with its chunk's count was not written by the parse that
@@ -349,8 +349,8 @@ def _write_report(services: Services, upload_id: str, item: Item) -> list[dict[s
 def rewrite_report(
     services: Services, upload_id: str, chunks: Sequence[Item], line_breaks_before: int, key: str, head: bool
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The rows of ``chunks``' error files (consecutive chunk items: index, line_breaks,
-    errors_count, errors_size), rewritten at their file lines into ``key`` — the whole report
+    """The rows of ``chunks``' error files (consecutive chunk items, with
+    ``REPORT_CHUNK_ATTRIBUTES``), rewritten at their file lines into ``key`` — the whole report
     (``head``: BOM and header first) or one slice of it. Streamed: each file is read from its
     GET as it arrives and the output goes to S3 in parts as it is written (never whole in
     memory, nor on disk). Answers the rows written and the first errors among them."""
@@ -363,7 +363,8 @@ def rewrite_report(
         report = ReportWriter(out, head=head)
         for chunk in chunks:
             if int(chunk.get("errors_count", 0)):
-                with services.store.open_stream(chunk_errors_key(upload_id, int(chunk["index"]))) as stream:
+                errors_key = chunk_errors_key(upload_id, int(chunk["index"]), chunk.get("start_state"))
+                with services.store.open_stream(errors_key) as stream:
                     for batch in iter_chunk_rows(stream):
                         report.write_rows(line_breaks_before, batch)
                         wanted = limits.first_errors_shown - len(first_errors)

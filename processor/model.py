@@ -84,9 +84,18 @@ def active_uploads(status: Table) -> list[str]:
     return [str(item["sk"]) for item in status.query("pk", ACTIVE_PK, projection=("sk",))]
 
 
-def partial_key(upload_id: str, index: int) -> str:
-    """The chunk's partial totals (map output, ``upflow.core.consolidation``)."""
-    return f"{PARTIALS_PREFIX}{upload_id}/{index:06d}.bin"
+def _parse_tag(start_state: str | None) -> str:
+    """What a chunk's objects are named after besides its index: nothing for the parse from
+    its speculated start state; the state for a parse from the state its item names (a
+    re-parse). The two parses' objects never share a key, so a late speculative parse can
+    never overwrite what the reduce and the report read (they follow the item)."""
+    return f"-from{start_state}" if start_state else ""
+
+
+def partial_key(upload_id: str, index: int, start_state: str | None = None) -> str:
+    """The chunk's partial totals (map output, ``upflow.core.consolidation``); ``start_state``:
+    the chunk item's, if it has one."""
+    return f"{PARTIALS_PREFIX}{upload_id}/{index:06d}{_parse_tag(start_state)}.bin"
 
 
 def shard_csv_key(upload_id: str, index: int) -> str:
@@ -98,8 +107,9 @@ def totals_key(upload_id: str) -> str:
     return f"{RESULTS_PREFIX}{upload_id}/totals.csv"
 
 
-def chunk_errors_key(upload_id: str, index: int) -> str:
-    return f"{CHUNK_ERRORS_PREFIX}{upload_id}/{index:06d}.csv"
+def chunk_errors_key(upload_id: str, index: int, start_state: str | None = None) -> str:
+    """The chunk's error file; ``start_state``: the chunk item's, if it has one."""
+    return f"{CHUNK_ERRORS_PREFIX}{upload_id}/{index:06d}{_parse_tag(start_state)}.csv"
 
 
 def report_slice_key(upload_id: str, index: int) -> str:

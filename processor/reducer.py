@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from processor.batch import Record, receive_count
-from processor.finalize import advance, rewrite_report
+from processor.finalize import REPORT_CHUNK_ATTRIBUTES, advance, rewrite_report
 from processor.model import chunk_items, partial_key, report_slice_key, shard_csv_key, shard_key
 from processor.workitems import ITEM_COMPLETED, SHARD_WORK, complete, mark_processing, record_failure
 from upflow.aws import telemetry
@@ -93,10 +93,16 @@ def reduce_shard_once(services: Services, upload_id: str, index: int) -> None:
 
 def _shares(services: Services, upload_id: str, chunk_total: int, shard: Shard) -> Iterator[bytes]:
     """This shard's records of every chunk's partial (raw bytes: the reduce parses them), a
-    window of chunks at a time."""
+    window of chunks at a time. Each chunk's partial is the one its item names (the
+    re-parse's, for a chunk parsed again from its true start state)."""
+    start_states = {
+        int(item["index"]): item.get("start_state")
+        for item in chunk_items(services.status, upload_id, ("index", "start_state"))
+        if "start_state" in item
+    }
 
     def read(chunk: int) -> bytes:
-        key = partial_key(upload_id, chunk)
+        key = partial_key(upload_id, chunk, start_states.get(chunk))
         lo, hi = index_range(shard.first_bucket, shard.end_bucket)
         if shard.first_bucket == 0:
             # The first shard's entries follow the magic: one GET reads both and checks the object.
@@ -153,8 +159,9 @@ def _rewrite_report_slice(services: Services, upload_id: str, index: int, item: 
     if "report_first_chunk" not in item:
         return {}
     first, end = int(item["report_first_chunk"]), int(item["report_end_chunk"])
-    projection = ("index", "line_breaks", "errors_count", "errors_size")
-    chunks = chunk_items(services.status, upload_id, projection, before_index=end, from_index=first)
+    chunks = chunk_items(
+        services.status, upload_id, REPORT_CHUNK_ATTRIBUTES, before_index=end, from_index=first
+    )
     rows, first_errors = rewrite_report(
         services,
         upload_id,

@@ -109,13 +109,15 @@ def map_chunk(
     data = services.store.read_range(key, chunk.start, chunk.end)
     if len(data) != chunk.end - chunk.start:
         raise RuntimeError(f"short read of chunk {index}: {len(data)} of {chunk.end - chunk.start} bytes")
-    given = chunk_item.get("start_state")
+    # A re-parse's start state, named by the chunk item (its objects are named after it too).
+    given: str | None = str(chunk_item["start_state"]) if chunk_item.get("start_state") else None
     object_size = int(upload["object_size"])
     limits = services.config.limits
     # The errors go to S3 as they are found, in parts (the same parts on a redelivery): a
     # chunk whose every row is invalid never holds its error file in memory. Nothing is
     # kept (the multipart upload is aborted) when the parse fails or finds no error.
-    with services.store.writer(chunk_errors_key(upload_id, index), limits.report_part_size) as errors_out:
+    errors_key = chunk_errors_key(upload_id, index, given)
+    with services.store.writer(errors_key, limits.report_part_size) as errors_out:
         result = _parse(
             data,
             chunk,
@@ -123,7 +125,7 @@ def map_chunk(
             FileFormat.from_json(upload["format"]),
             lambda start, end: services.store.read_range(key, start, min(end, object_size)),
             limits,
-            start_state=decode_states(str(given))[0] if given else None,
+            start_state=decode_states(given)[0] if given else None,
             errors=ChunkErrorWriter(errors_out),
         )
         del data
@@ -132,7 +134,9 @@ def map_chunk(
     totals = region.totals
     partial = encode_partial(totals.documents, totals.doc_types, totals.rows, totals.cents)
     services.store.put_bytes(
-        partial_key(upload_id, index), partial.data, content_type="application/octet-stream"
+        partial_key(upload_id, index, given),
+        partial.data,
+        content_type="application/octet-stream",
     )
     return result, partial, errors_size
 
