@@ -304,3 +304,39 @@ def test_a_killed_s3_event_source_is_replaced_and_takes_its_tail_along(tmp_path:
         wait_for(lambda: key in events_log.read_text(errors="replace"), 60)
     finally:
         stack.stop()
+
+
+def test_a_pump_stopped_while_it_polls_handles_what_that_poll_brings(stack: LocalStack) -> None:
+    """SIGTERM (a pause, a stop) reaches a pump waiting on its queue. The local SQS still answers
+    that long poll, with a message sent meanwhile: the pump must handle it before it ends, or the
+    receive is lost (the message hidden for a visibility timeout, one of its five deliveries
+    spent with no attempt: what made a test see 4 attempts of a poison chunk instead of 5)."""
+    sqs = stack.boto3_client("sqs")
+    name = f"stopping-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    body = json.dumps({"type": "chunk", "upload_id": "no-such-upload", "index": 0})
+    pump = subprocess.Popen(
+        [sys.executable, "-m", "upflow.local.pump", "--role", "chunks", "--wait-seconds", "2"],
+        env={**stack.env, "UPFLOW_CHUNKS_QUEUE": name},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(4)  # started, and polling (one 2 s poll after another)
+        assert pump.poll() is None
+        pump.send_signal(signal.SIGTERM)
+        sqs.send_message(QueueUrl=url, MessageBody=body)  # into the poll under way
+        output, _ = pump.communicate(timeout=STOP_BOUND_SECONDS)
+    finally:
+        if pump.poll() is None:
+            pump.kill()
+    assert pump.returncode == 0, output
+    said = [json.loads(line) for line in output.splitlines() if line.startswith('{"pump"')]
+    handled = [s for s in said if s["event"] == "handled"]
+    if handled:  # the poll brought it: handled (it fails: no such upload) before the pump ended
+        assert [m["body"] for s in said if s["event"] == "received" for m in s["messages"]] == [body]
+    else:  # the poll had ended before the message came: nobody received it
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "1", output
+    sqs.delete_queue(QueueUrl=url)

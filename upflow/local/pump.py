@@ -237,11 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     busy = threading.Event()  # set while a handler runs
 
     def stop(_signum: int, _frame: Any) -> None:
-        # Idle (waiting on the queue, or for the schedule): stop now. In a handler: finish it,
-        # unless the supervisor's grace runs out first (the work is idempotent either way).
+        # In a handler: finish it, unless the supervisor's grace runs out first (the work is
+        # idempotent either way). A queue pump waiting on its queue finishes that receive (at
+        # most --wait-seconds) and handles what it brings: left mid-poll, the local SQS would
+        # still hand a message to the dead connection, a receive that nobody handles (the
+        # message hidden for a visibility timeout, one delivery of its five spent). The
+        # reconciler, waiting for its schedule, stops now.
         nonlocal stopping
         stopping = True
-        if not busy.is_set():
+        if args.role == "reconciler" and not busy.is_set():
             raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
