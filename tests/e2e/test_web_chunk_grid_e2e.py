@@ -7,64 +7,20 @@ the status), the grid reaches every chunk completed, one cell per chunk of the p
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from csvgen import generate
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import BrowserContext, Page
 from support import Api
+from webpage import ARTIFACTS, recent_upload, wait_final_status, wait_uploaded
 
 from upflow.definition import MiB
-from upflow.local.stack import WEB_DIST, LocalStack
-from upflow.local.webserver import WebServer, serve_web
-from upflow.testing.browser import launch_chromium
+from upflow.local.stack import LocalStack
 
 pytestmark = pytest.mark.browser
 
 CHUNKS = 3  # 16 MiB and a bit, in 8 MiB chunks
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-FINAL = ("completed", "completed_with_errors", "failed")
-
-
-@pytest.fixture(scope="module")
-def page_url(stack: LocalStack) -> Iterator[str]:
-    """The page's URL: the stack's own server if it serves one, else ours on the allowed origin."""
-    if stack.web_url:
-        yield stack.web_url
-        return
-    if not (WEB_DIST / "index.html").is_file():
-        pytest.fail(f"{WEB_DIST}/index.html is missing: run `make web` (npm run build) first")
-    origin = urlsplit(stack.env.get("UPFLOW_WEB_ORIGIN", ""))
-    assert origin.hostname and origin.port, "the stack has no UPFLOW_WEB_ORIGIN with a port"
-    server: WebServer = serve_web(WEB_DIST, origin.hostname, origin.port, stack.api_url)
-    try:
-        yield server.url
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def context(chromium: Browser) -> Iterator[BrowserContext]:
-    ctx = chromium.new_context(viewport={"width": 1280, "height": 1100})
-    try:
-        yield ctx
-    finally:
-        ctx.close()
 
 
 def start_upload(page: Page, path: Path) -> None:
@@ -73,24 +29,7 @@ def start_upload(page: Page, path: Path) -> None:
     page.wait_for_selector("[data-testid=file-input]:not([disabled])", timeout=30_000)
     page.get_by_test_id("file-input").set_input_files(str(path))
     page.get_by_test_id("start-button").click(timeout=90_000)
-    page.wait_for_selector('[data-testid=upload-phase][data-phase="uploaded"]', timeout=240_000)
-
-
-def final_status(page: Page, timeout_s: float) -> str:
-    selector = ", ".join(f'[data-testid=status-text][data-status="{s}"]' for s in FINAL)
-    try:
-        page.wait_for_selector(selector, timeout=timeout_s * 1000)
-    except PlaywrightTimeoutError:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "e2e-chunk-grid-timeout.png"), full_page=True)
-        raise AssertionError(f"no final status; the page shows:\n{page.inner_text('body')}") from None
-    return str(page.get_by_test_id("status-text").get_attribute("data-status"))
-
-
-def recent_upload(page: Page) -> dict[str, Any]:
-    """The {upload_id, token, …} the page keeps of its last upload."""
-    items: list[dict[str, Any]] = json.loads(page.evaluate("() => localStorage.getItem('upflow.recent')"))
-    return items[0]
+    wait_uploaded(page)
 
 
 def cell_states(page: Page) -> list[str]:
@@ -114,13 +53,13 @@ def wait_for_grid(page: Page, expected: list[str], timeout_ms: float) -> None:
 
 @pytest.mark.timeout(600)
 def test_the_grid_shows_pending_chunks_then_reaches_all_completed(
-    context: BrowserContext, page_url: str, stack: LocalStack, api: Api, tmp_path: Path
+    context: BrowserContext, web_url: str, stack: LocalStack, api: Api, tmp_path: Path
 ) -> None:
     data, expected = generate(16 * MiB + 300_000, seed=47, documents=300)
     path = tmp_path / "grade.csv"
     path.write_bytes(data)
     page = context.new_page()
-    page.goto(page_url)
+    page.goto(web_url)
     stack.pause_chunk_workers()
     try:
         start_upload(page, path)
@@ -135,10 +74,9 @@ def test_the_grid_shows_pending_chunks_then_reaches_all_completed(
     finally:
         stack.resume_chunk_workers()
 
-    status = final_status(page, timeout_s=300)
+    status = wait_final_status(page, timeout_s=300, shot="e2e-chunk-grid-timeout.png")
     assert status == ("completed_with_errors" if expected.rows_invalid else "completed")
     wait_for_grid(page, ["completed"] * CHUNKS, timeout_ms=10_000)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "e2e-chunk-grid.png"), full_page=True)
     recent = recent_upload(page)
     code, doc = api.call("GET", f"/uploads/{recent['upload_id']}", recent["token"])

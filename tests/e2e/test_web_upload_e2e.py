@@ -1,17 +1,16 @@
 """The upload page in real Chromium against the real local stack.
 
-moto server + resources + ``chalice local`` + queue pump come from the
-session ``stack`` fixture (tests/conftest.py); the page is ``web/dist`` served
-by ``upflow.local.webserver.serve_web`` on the origin the stack allowed for
-CORS (the API and the bucket's CORS rules name it). Chromium is Debian's
-(/usr/bin/chromium), driven by Playwright's sync API.
+The local stack comes from the session ``stack`` fixture (tests/conftest.py); the page
+(``web_url``), Chromium and a fresh profile per test from tests/e2e/conftest.py: ``web/dist``
+served on the origin the stack allowed for CORS, Debian's /usr/bin/chromium driven by
+Playwright's sync API.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -20,62 +19,18 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from csvgen import Expected, generate
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Request, Route
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from webpage import ARTIFACTS, recent_upload, wait_final_status, wait_uploaded
 
 from upflow.client.uploader import crc32_b64
 from upflow.definition import MiB
-from upflow.local.stack import WEB_DIST, LocalStack
-from upflow.local.webserver import WebServer, serve_web
-from upflow.testing.browser import launch_chromium
+from upflow.local.stack import LocalStack
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARTIFACTS.mkdir(parents=True, exist_ok=True)
-FINAL = ("completed", "completed_with_errors", "failed")
-
 
 # --- fixtures ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def web_url(stack: LocalStack) -> Iterator[str]:
-    """The page's URL: the stack's own server if it serves one, else ours on the allowed origin."""
-    if stack.web_url:
-        yield stack.web_url
-        return
-    if not (WEB_DIST / "index.html").is_file():
-        pytest.fail(f"{WEB_DIST}/index.html is missing: run `make web` (npm run build) first")
-    origin = urlsplit(stack.env.get("UPFLOW_WEB_ORIGIN", ""))
-    if not origin.hostname or not origin.port:
-        pytest.fail("the stack has no UPFLOW_WEB_ORIGIN with a port: the page would fail CORS")
-    server: WebServer = serve_web(WEB_DIST, origin.hostname, origin.port, stack.api_url)
-    try:
-        yield server.url
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    """A fresh profile per test: empty localStorage, so no upload is resumed by accident."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 1100})
-    try:
-        yield ctx
-    finally:
-        ctx.close()
 
 
 @dataclass
@@ -181,23 +136,6 @@ def wait_for(page: Page, predicate: Callable[[], bool], timeout: float, message:
     raise AssertionError(message)
 
 
-def wait_uploaded(page: Page, timeout_ms: float = 240_000) -> None:
-    page.wait_for_selector('[data-testid=upload-phase][data-phase="uploaded"]', timeout=timeout_ms)
-
-
-def wait_final_status(page: Page, timeout_s: float = 900, shot: str = "e2e-status-timeout.png") -> str:
-    """Wait for a final status; on time-out, keep a screenshot and say where processing stood."""
-    selector = ", ".join(f'[data-testid=status-text][data-status="{s}"]' for s in FINAL)
-    try:
-        page.wait_for_selector(selector, timeout=timeout_s * 1000)
-    except PlaywrightTimeoutError:
-        page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
-        panel = page.get_by_test_id("status-panel")
-        seen = panel.inner_text() if panel.count() else page.inner_text("body")
-        raise AssertionError(f"no final status within {timeout_s:.0f} s; the page shows:\n{seen}") from None
-    return str(page.get_by_test_id("status-text").get_attribute("data-status"))
-
-
 def saved_session(page: Page) -> dict[str, Any]:
     """The {upload_id, token, key, part_size, …} the page keeps in localStorage for resuming."""
     raw = page.evaluate(
@@ -207,12 +145,6 @@ def saved_session(page: Page) -> dict[str, Any]:
     assert len(raw) == 1, f"expected one saved session, found {raw!r}"
     session: dict[str, Any] = json.loads(raw[0])
     return session
-
-
-def recent_upload(page: Page) -> dict[str, Any]:
-    raw = page.evaluate("() => localStorage.getItem('upflow.recent')")
-    items: list[dict[str, Any]] = json.loads(raw)
-    return items[0]
 
 
 # --- tests -------------------------------------------------------------------------

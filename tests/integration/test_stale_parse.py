@@ -82,6 +82,7 @@ def test_a_stale_speculative_parse_neither_completes_a_chunk_sent_back_nor_touch
     final = api.wait_final(upload_id, created["token"], timeout=120)
     assert {k: final["summary"][k] for k in expected.summary()} == expected.summary()
     assert final["documents_total"] == len(expected.totals)
-    report = services.store.get_bytes(str(final["report_key"])).decode("utf-8-sig")
+    with services.store.open_stream(str(final["report_key"])) as stream:
+        report = stream.read().decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(report, newline="")))
     assert len(rows) - 1 == sum(expected.errors.values())  # a header, then every error

@@ -237,17 +237,6 @@ class S3Store:
     def put_bytes(self, key: str, data: bytes, content_type: str = "text/csv") -> None:
         self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 
-    @traced
-    def get_bytes(self, key: str) -> bytes:
-        try:
-            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        except ClientError as error:
-            if _error_code(error) in {"NoSuchKey", "404"}:
-                raise NoSuchKey(key) from error
-            raise
-        with body:
-            return body.read()
-
     def open_stream(self, key: str, buffer_size: int = 256 * 1024) -> BinaryIO:
         """The object's bytes as a stream read as they arrive (one GET; close it when done)."""
         try:

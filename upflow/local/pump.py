@@ -108,7 +108,6 @@ def pump_once(
     wait_seconds: int,
     visibility: int = 0,
     role: str = "pump",
-    busy: threading.Event | None = None,
 ) -> int:
     """Receive one batch, run the handler, delete what succeeded. Returns messages seen.
 
@@ -118,18 +117,6 @@ def pump_once(
     messages = queue.receive(batch_size, wait_seconds)
     if not messages:
         return 0
-    if busy is not None:
-        busy.set()
-    try:
-        return _handle(queue, queue_arn, handler, messages, visibility, role)
-    finally:
-        if busy is not None:
-            busy.clear()
-
-
-def _handle(
-    queue: Queue, queue_arn: str, handler: Handler, messages: list[dict[str, Any]], visibility: int, role: str
-) -> int:
     pump_log(
         role,
         "received",
@@ -234,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     stopping = False
-    busy = threading.Event()  # set while a handler runs
+    busy = threading.Event()  # set while the reconciler's pass runs
 
     def stop(_signum: int, _frame: Any) -> None:
         # In a handler: finish it, unless the supervisor's grace runs out first (the work is
@@ -269,9 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     visibility = _visibility_timeout(queue, client)
     while not stopping:
         try:
-            pump_once(
-                queue, queue_arn, handler, args.batch_size, args.wait_seconds, visibility, args.role, busy
-            )
+            pump_once(queue, queue_arn, handler, args.batch_size, args.wait_seconds, visibility, args.role)
         except Exception as error:  # the local AWS restarting must not kill the pump
             print(f"pump[{args.role}]: {error!r}", file=sys.stderr, flush=True)
             time.sleep(0.5)
