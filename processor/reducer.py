@@ -78,10 +78,10 @@ def reduce_shard_once(services: Services, upload_id: str, index: int) -> None:
             else []  # a task that only rewrites a slice of the report
         )
         _write_results(services, [_result_item(upload_id, index, total) for total in totals])
-        csv_bytes = shard_csv(totals)
-        services.store.put_bytes(shard_csv_key(upload_id, index), csv_bytes)
+        totals_csv = shard_csv(totals)
+        services.store.put_bytes(shard_csv_key(upload_id, index), totals_csv)
         report = _rewrite_report_slice(services, upload_id, index, item)
-        if _complete(services, upload_id, index, totals, {"csv_bytes": len(csv_bytes), **report}):
+        if _complete(services, upload_id, index, totals, {"csv_bytes": len(totals_csv), **report}):
             seconds = time.perf_counter() - started
             telemetry.emit(METRIC_REDUCE_DURATION, seconds * 1000)
             logger.info(
